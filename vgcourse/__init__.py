@@ -1,0 +1,7 @@
+"""vgcourse: helpers for a notebook course on the vanishing gradient problem.
+
+One concept per module: ``activations``, ``models``, ``data``, ``training``, ``probes``,
+``doctor`` and ``cli``.
+"""
+
+__version__ = "0.1.0"

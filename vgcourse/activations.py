@@ -1,0 +1,175 @@
+"""Activation functions by name, their analytic derivatives, and the bound on each derivative.
+
+The bound is the heart of the vanishing-gradient story: backpropagation multiplies one
+derivative factor per layer, so a derivative that never exceeds 1/4 (sigmoid) shrinks the
+gradient at least fourfold per layer unless the weights make up for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+LEAKY_SLOPE = 0.01
+"""Slope of Leaky ReLU on the negative side (PyTorch's default)."""
+
+
+def _normal_pdf(x: Tensor) -> Tensor:
+    return torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: the function, its analytic derivative, and the derivative's supremum.
+
+    Attributes:
+        name: the name used throughout the course (``"sigmoid"``, ``"tanh"``, ...).
+        function: elementwise ``f(x)``.
+        derivative: elementwise ``f'(x)``, written out analytically (not autograd).
+        derivative_sup: ``sup_x f'(x)``.
+        sup_at: where the supremum is attained, or ``None`` when it is attained on a whole
+            interval (ReLU and Leaky ReLU reach it for every ``x > 0``).
+        module: a fresh ``torch.nn`` module computing the same function.
+    """
+
+    name: str
+    function: Callable[[Tensor], Tensor]
+    derivative: Callable[[Tensor], Tensor]
+    derivative_sup: float
+    sup_at: float | None
+    module: Callable[[], nn.Module]
+
+
+def _sigmoid_derivative(x: Tensor) -> Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 - s)
+
+
+def _tanh_derivative(x: Tensor) -> Tensor:
+    return 1 - torch.tanh(x) ** 2
+
+
+def _relu_derivative(x: Tensor) -> Tensor:
+    # PyTorch (like most frameworks) uses 0 at the kink x = 0.
+    return (x > 0).to(x.dtype)
+
+
+def _leaky_relu_derivative(x: Tensor) -> Tensor:
+    return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, LEAKY_SLOPE))
+
+
+def _gelu_derivative(x: Tensor) -> Tensor:
+    # GELU(x) = x Φ(x), so GELU'(x) = Φ(x) + x φ(x).
+    return _normal_cdf(x) + x * _normal_pdf(x)
+
+
+# GELU'' = φ(x)(2 - x²) vanishes at x = √2, where GELU' takes its maximum.
+_GELU_SUP_AT = math.sqrt(2.0)
+_GELU_SUP = float(_gelu_derivative(torch.tensor(_GELU_SUP_AT, dtype=torch.float64)))
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_derivative, 0.25, 0.0, nn.Sigmoid),
+    "tanh": Activation("tanh", torch.tanh, _tanh_derivative, 1.0, 0.0, nn.Tanh),
+    "relu": Activation("relu", torch.relu, _relu_derivative, 1.0, None, nn.ReLU),
+    "leaky_relu": Activation(
+        "leaky_relu",
+        lambda x: F.leaky_relu(x, LEAKY_SLOPE),
+        _leaky_relu_derivative,
+        1.0,
+        None,
+        lambda: nn.LeakyReLU(LEAKY_SLOPE),
+    ),
+    "gelu": Activation("gelu", F.gelu, _gelu_derivative, _GELU_SUP, _GELU_SUP_AT, nn.GELU),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Return the :class:`Activation` called ``name``.
+
+    Raises:
+        ValueError: if ``name`` is not one of the course's activations.
+    """
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def _as_tensor(x: Tensor | float, what: str) -> Tensor:
+    if isinstance(x, Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return torch.tensor(float(x), dtype=torch.float64)
+    raise TypeError(f"{what} must be a float or a floating-point tensor, got {type(x).__name__}")
+
+
+def activate(name: str, x: Tensor | float) -> Tensor:
+    """Apply the activation called ``name`` elementwise to ``x``."""
+    return get_activation(name).function(_as_tensor(x, "x"))
+
+
+def derivative(name: str, x: Tensor | float) -> Tensor:
+    """The analytic derivative ``f'(x)`` of the activation called ``name``, elementwise."""
+    return get_activation(name).derivative(_as_tensor(x, "x"))
+
+
+def derivative_bound(name: str) -> float:
+    """The supremum of ``f'(x)`` over all real ``x``: 1/4 for sigmoid, 1 for tanh and ReLU."""
+    return get_activation(name).derivative_sup
+
+
+def product_bound(name: str, depth: int) -> float:
+    """Upper bound ``(sup f')**depth`` on the product of ``depth`` derivative factors.
+
+    This bounds only the activation part of the chain rule; the weight matrices multiply in
+    too, which is why initialization matters (notebook 05).
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+    return derivative_bound(name) ** depth
+
+
+# Named thresholds for "saturated": the output is within this distance of an asymptote.
+SATURATION_MARGIN = 0.05
+"""Sigmoid output below 0.05 or above 0.95; tanh output beyond ±0.95."""
+
+
+def saturated_mask(name: str, outputs: Tensor, margin: float = SATURATION_MARGIN) -> Tensor:
+    """Boolean mask of units whose *output* lies within ``margin`` of an asymptote.
+
+    Only sigmoid (asymptotes 0 and 1) and tanh (asymptotes -1 and 1) saturate on both sides.
+    Where they do, ``f'`` is small: at margin 0.05 sigmoid' < 0.048 and tanh' < 0.098.
+
+    Raises:
+        ValueError: for an activation without two asymptotes or a margin outside (0, 0.5).
+    """
+    if name not in ("sigmoid", "tanh"):
+        get_activation(name)  # a clear error for unknown names first
+        raise ValueError(
+            f"saturation is defined for 'sigmoid' and 'tanh', not {name!r}; "
+            "for ReLU-family units measure dead units instead"
+        )
+    if not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
+        raise ValueError(f"margin must be a number in (0, 0.5), got {margin!r}")
+    outputs = _as_tensor(outputs, "outputs")
+    if name == "sigmoid":
+        return (outputs < margin) | (outputs > 1 - margin)
+    return outputs.abs() > 1 - margin
+
+
+def saturated_fraction(name: str, outputs: Tensor, margin: float = SATURATION_MARGIN) -> float:
+    """Fraction of entries of ``outputs`` (activations of ``name``) that are saturated."""
+    mask = saturated_mask(name, outputs, margin)
+    if mask.numel() == 0:
+        raise ValueError("outputs is empty; pass at least one activation value")
+    return float(mask.float().mean())

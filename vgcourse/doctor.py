@@ -1,0 +1,94 @@
+"""The environment check behind ``vgcourse doctor``: is everything the course needs here?"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+REQUIRED_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "ipywidgets", "jupyterlab", "tqdm")
+PINNED_TORCH = "2.13.0"
+WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: what was checked, whether it passed, and what was found."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _device_detail() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)}); the course uses it automatically"
+    return "CPU (no GPU found; every notebook is sized to run on a CPU)"
+
+
+def widget_extension_dir(prefixes: list[str] | None = None) -> Path | None:
+    """Where JupyterLab's widget extension is installed, or ``None`` if it is not."""
+    for prefix in prefixes if prefixes is not None else [sys.prefix, sys.base_prefix]:
+        candidate = Path(prefix) / WIDGET_EXTENSION
+        if (candidate / "package.json").is_file():
+            return candidate
+    return None
+
+
+def environment_checks() -> list[Check]:
+    """Every check ``vgcourse doctor`` reports, in display order."""
+    checks = [
+        Check(
+            "python",
+            sys.version_info >= (3, 10),
+            f"{platform.python_version()} (the course needs >= 3.10)",
+        )
+    ]
+    for package in REQUIRED_PACKAGES:
+        version = _version(package)
+        checks.append(
+            Check(package, version is not None, version or "missing: run 'make lab' or 'make test' to install it")
+        )
+    torch_version = _version("torch")
+    if torch_version is not None:
+        base = torch_version.split("+")[0]
+        checks.append(
+            Check(
+                "torch pin",
+                base == PINNED_TORCH,
+                f"{torch_version} (the course pins {PINNED_TORCH})",
+            )
+        )
+        checks.append(Check("device", True, _device_detail()))
+    extension = widget_extension_dir()
+    checks.append(
+        Check(
+            "widget extension",
+            extension is not None,
+            str(extension) if extension else "missing: install jupyterlab_widgets (comes with ipywidgets)",
+        )
+    )
+    return checks
+
+
+def format_report(checks: list[Check]) -> str:
+    """The checks as aligned text lines, with a closing verdict."""
+    width = max(len(check.name) for check in checks)
+    lines = [f"{'ok ' if c.ok else 'BAD'}  {c.name:<{width}}  {c.detail}" for c in checks]
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        lines.append(f"Problems: {', '.join(failed)}. Fix these, e.g. by running 'make lab' from the course folder.")
+    else:
+        lines.append("Everything the course needs is here.")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""One-batch measurements of a model as it stands: per-layer gradient norms and activations.
+
+These answer "what does the gradient look like right now?" (at initialization, say). To watch
+the same quantities over training, use the gradient monitor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vgcourse.models import layer_names, linear_layers
+from vgcourse.training import task_loss
+
+ACTIVATION_MODULES: dict[type[nn.Module], str] = {
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.GELU: "gelu",
+}
+"""The module classes that count as activations, and the course's name for each."""
+
+
+def _check_batch(model: nn.Module, x: Tensor, y: Tensor | None = None) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    if len(x) == 0:
+        raise ValueError("x is an empty batch; pass at least one example")
+    if y is not None:
+        if not isinstance(y, Tensor):
+            raise TypeError(f"y must be a tensor, got {type(y).__name__}")
+        if len(y) != len(x):
+            raise ValueError(f"x and y hold different numbers of examples: {len(x)} and {len(y)}")
+
+
+def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
+    """L2 norm of ``∂loss/∂W`` for each weight layer, in the order of ``layer_names(model)``.
+
+    Runs one forward and backward pass on the batch ``(x, y)`` with the course's task loss
+    (cross-entropy for integer targets, MSE otherwise). The model's ``.grad`` fields are left
+    as they were.
+    """
+    _check_batch(model, x, y)
+    layers = linear_layers(model)
+    if not layers:
+        raise ValueError("model has no nn.Linear layers to measure")
+    device = next(model.parameters()).device
+    weights = [layer.weight for layer in layers]
+    loss = task_loss(model(x.to(device)), y.to(device))
+    grads = torch.autograd.grad(loss, weights)
+    return [float(g) for g in torch.stack([g.norm() for g in grads]).cpu()]
+
+
+@torch.no_grad()
+def activation_outputs(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tensor]]:
+    """Outputs of every activation module in ``model`` on the batch ``x``, in forward order.
+
+    Returns:
+        a list of ``(label, activation name, output)``; for a course MLP the labels are
+        "layer 1", "layer 2", ...; otherwise the module's qualified name.
+    """
+    _check_batch(model, x)
+    labels = {module: name for name, module in model.named_modules()}
+    readable = dict(zip(linear_layers(model), layer_names(model)))
+    for module in model.modules():  # a course layer's activation takes its layer's label
+        if getattr(module, "linear", None) in readable and hasattr(module, "act"):
+            labels[module.act] = readable[module.linear]
+    records: list[tuple[str, str, Tensor]] = []
+
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        records.append((labels[module], ACTIVATION_MODULES[type(module)], output.detach().cpu()))
+
+    handles = [
+        module.register_forward_hook(hook)
+        for module in model.modules()
+        if type(module) in ACTIVATION_MODULES
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        model(x.to(next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return records
+
+
+def fitted_decay_factor(values: Sequence[float]) -> float:
+    """The factor by which ``values`` shrink per step, from a least-squares line through
+    ``log(values)`` against the index. A factor of 0.25 means a fourfold loss per layer.
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"need at least two values to fit a decay, got {arr.size}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"values must be positive and finite to take logs, got {arr.tolist()}")
+    slope = np.polyfit(np.arange(arr.size), np.log(arr), 1)[0]
+    return math.exp(slope)
