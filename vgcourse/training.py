@@ -161,7 +161,7 @@ def train(
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
             loss = task_loss(model(x[idx]), y[idx])
-            value = float(loss)
+            value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"the training loss became {value} at epoch {epoch}, step {step}; "

@@ -1,0 +1,135 @@
+import pytest
+import torch
+from torch import nn
+
+from vgcourse.models import DeepMLP, Dense, deep_mlp, layer_names, linear_layers, sequence_model
+
+
+def test_deep_mlp_has_depth_weight_layers_named_in_order():
+    model = deep_mlp(64, 10, depth=5, width=32)
+    assert isinstance(model, DeepMLP)
+    assert [name for name, _ in model.named_children()] == [f"layer{i}" for i in range(1, 6)]
+    assert layer_names(model) == [f"layer {i}" for i in range(1, 6)]
+    shapes = [tuple(layer.weight.shape) for layer in linear_layers(model)]
+    assert shapes == [(32, 64), (32, 32), (32, 32), (32, 32), (10, 32)]
+    assert model(torch.randn(7, 64)).shape == (7, 10)
+
+
+def test_depth_one_is_a_linear_model():
+    model = deep_mlp(3, 2, depth=1, width=99)
+    assert len(linear_layers(model)) == 1
+    assert tuple(model.layer1.weight.shape) == (2, 3)
+
+
+@pytest.mark.parametrize("activation,cls", [("sigmoid", nn.Sigmoid), ("relu", nn.ReLU), ("gelu", nn.GELU)])
+def test_activation_is_used_in_every_hidden_layer(activation, cls):
+    model = deep_mlp(4, 2, depth=4, width=8, activation=activation)
+    assert all(isinstance(model[i].act, cls) for i in range(3))
+
+
+def test_same_seed_same_weights_and_global_rng_untouched():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = deep_mlp(8, 2, depth=3, width=16, seed=5)
+    assert torch.rand(1) == expected_next  # building the model did not consume global randomness
+    b = deep_mlp(8, 2, depth=3, width=16, seed=5)
+    c = deep_mlp(8, 2, depth=3, width=16, seed=6)
+    assert torch.equal(a.layer2.linear.weight, b.layer2.linear.weight)
+    assert not torch.equal(a.layer2.linear.weight, c.layer2.linear.weight)
+
+
+@pytest.mark.parametrize(
+    "init,expected_std",
+    [
+        ("default", (1 / (3 * 256)) ** 0.5),  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        ("xavier", (2 / (256 + 256)) ** 0.5),
+        ("he", (2 / 256) ** 0.5),
+    ],
+)
+def test_initializations_have_the_textbook_weight_std(init, expected_std):
+    model = deep_mlp(256, 10, depth=4, width=256, init=init)
+    weight = model.layer2.linear.weight.detach()
+    assert float(weight.std()) == pytest.approx(expected_std, rel=0.03)
+    if init != "default":
+        assert float(model.layer2.linear.bias.detach().abs().max()) == 0.0
+
+
+def test_weight_scale_multiplies_the_initial_weights():
+    base = deep_mlp(8, 2, depth=3, width=16, init="xavier")
+    scaled = deep_mlp(8, 2, depth=3, width=16, init="xavier", weight_scale=3.0)
+    torch.testing.assert_close(scaled.layer2.linear.weight, 3 * base.layer2.linear.weight)
+
+
+def test_batch_norm_sits_between_linear_and_activation():
+    model = deep_mlp(8, 2, depth=3, width=16, batch_norm=True)
+    assert isinstance(model.layer1.norm, nn.BatchNorm1d)
+    assert isinstance(deep_mlp(8, 2, depth=3, width=16).layer1.norm, nn.Identity)
+
+
+def test_residual_layers_add_their_input():
+    model = deep_mlp(8, 2, depth=4, width=16, residual=True)
+    assert not model.layer1.residual  # it changes the width
+    assert model.layer2.residual and model.layer3.residual
+    layer = model.layer2
+    h = torch.randn(5, 16)
+    torch.testing.assert_close(layer(h), h + layer.act(layer.linear(h)))
+    with pytest.raises(ValueError, match="in_features == out_features"):
+        Dense(3, 4, "relu", residual=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"depth": 0}, "depth must be a positive integer, got 0"),
+        ({"depth": 2.0}, "depth must be a positive integer"),
+        ({"width": -3}, "width must be a positive integer, got -3"),
+        ({"activation": "swish"}, "unknown activation 'swish'"),
+        ({"init": "glorot"}, "unknown init 'glorot'; choose one of"),
+        ({"batch_norm": "yes"}, "batch_norm must be True or False"),
+        ({"weight_scale": 0}, "weight_scale must be a positive finite number"),
+        ({"weight_scale": float("nan")}, "weight_scale must be a positive finite number"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    args = {"in_features": 4, "out_features": 2, "depth": 3, "width": 8, **kwargs}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        deep_mlp(**args)
+
+
+def test_wrong_input_shape_gets_a_clear_error():
+    model = deep_mlp(64, 10, depth=3, width=8)
+    with pytest.raises(ValueError, match=r"expected input of shape \(batch, 64\), got \(5, 8, 8\)"):
+        model(torch.randn(5, 8, 8))
+
+
+@pytest.mark.parametrize("cell,core", [("rnn", nn.RNN), ("lstm", nn.LSTM), ("gru", nn.GRU)])
+def test_sequence_model_reads_out_the_last_step(cell, core):
+    model = sequence_model(2, 16, 1, cell=cell)
+    assert isinstance(model.core, core)
+    x = torch.randn(4, 30, 2)
+    out = model(x)
+    assert out.shape == (4, 1)
+    states, _ = model.core(x)
+    torch.testing.assert_close(out, model.readout(states[:, -1]))
+    # Changing only the last input step changes the output; the readout sees the final state.
+    x2 = x.clone()
+    x2[:, -1] += 1
+    assert not torch.allclose(model(x2), out)
+
+
+def test_sequence_model_validates():
+    with pytest.raises(ValueError, match="unknown cell 'transformer'"):
+        sequence_model(2, 8, 1, cell="transformer")
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        sequence_model(2, 0, 1)
+    with pytest.raises(ValueError, match=r"\(batch, time, 2\)"):
+        sequence_model(2, 8, 1)(torch.randn(4, 2))
+    a, b = sequence_model(2, 8, 1, seed=3), sequence_model(2, 8, 1, seed=3)
+    assert torch.equal(a.core.weight_hh_l0, b.core.weight_hh_l0)
+
+
+def test_layer_names_of_an_arbitrary_model_are_qualified_names():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+    assert layer_names(model) == ["0", "2.0"]
