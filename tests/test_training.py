@@ -94,3 +94,15 @@ def test_shape_mismatch_between_model_and_data_is_reported_by_the_model(data):
     wrong = Split(torch.randn(10, 3), torch.zeros(10, dtype=torch.int64), torch.randn(2, 3), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, 2\), got \(10, 3\)"):
         train(deep_mlp(2, 2, depth=2, width=4), wrong, progress=False)
+
+
+def test_subnormals_are_flushed_during_training_and_the_default_restored(data):
+    def subnormal_survives():
+        return float(torch.tensor([1e-39]) * 1.0) != 0.0
+
+    assert subnormal_survives()
+    during = []
+    train(deep_mlp(2, 2, depth=2, width=4), data, epochs=1, batch_size=300, progress=False,
+          after_backward=lambda model, step: during.append(subnormal_survives()))
+    assert during == [False]
+    assert subnormal_survives()

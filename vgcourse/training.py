@@ -125,6 +125,8 @@ def train(
 
     Raises:
         TrainingDiverged: when a training loss becomes NaN or infinite.
+
+    While it runs, subnormal floats are flushed to zero (``torch.set_flush_denormal``).
     """
     _check_args(model, data, epochs, lr, batch_size, optimizer)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -151,30 +153,38 @@ def train(
             if classification:
                 accuracies.append(accuracy)
 
-    start_time = time.perf_counter()
-    record()
-    model.train()
-    step = 0
-    bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        order = torch.randperm(len(x), generator=gen).to(device)
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            loss = task_loss(model(x[idx]), y[idx])
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"the training loss became {value} at epoch {epoch}, step {step}; "
-                    f"try a smaller lr (now {lr}) or clip the gradients"
-                )
-            history.step_loss.append(value)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if after_backward is not None:
-                after_backward(model, step)
-            opt.step()
-            step += 1
+    # Vanishing gradients reach float32's subnormal range (below 1.2e-38), where CPU arithmetic
+    # runs up to 100x slower. Flushing subnormals to zero keeps deep sigmoid networks fast; the
+    # values lost were zero for any practical purpose. PyTorch's default (off) is restored after.
+    flushing = torch.set_flush_denormal(True)
+    try:
+        start_time = time.perf_counter()
         record()
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
+        model.train()
+        step = 0
+        bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not progress, leave=False)
+        for epoch in bar:
+            order = torch.randperm(len(x), generator=gen).to(device)
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                loss = task_loss(model(x[idx]), y[idx])
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"the training loss became {value} at epoch {epoch}, step {step}; "
+                        f"try a smaller lr (now {lr}) or clip the gradients"
+                    )
+                history.step_loss.append(value)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if after_backward is not None:
+                    after_backward(model, step)
+                opt.step()
+                step += 1
+            record()
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
     history.seconds = time.perf_counter() - start_time
     return history
