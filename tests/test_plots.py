@@ -54,3 +54,75 @@ def test_activation_histogram_marks_the_saturated_bands():
     assert sum(p.get_height() for p in ax.patches if hasattr(p, "get_height")) >= 4
     with pytest.raises(ValueError, match="'sigmoid' or 'tanh'"):
         activation_histogram_figure({"a": values}, "relu")
+
+
+# --- monitor and history figures ---------------------------------------------------------------
+
+from vgcourse.data import spirals
+from vgcourse.models import deep_mlp
+from vgcourse.monitor import GradientMonitor
+from vgcourse.plots import gradient_flow_figure, histograms_figure, learning_curves_figure, update_ratio_figure
+from vgcourse.training import History, train
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = spirals(n=200, seed=0)
+    model = deep_mlp(2, 2, depth=5, width=16, activation="sigmoid")
+    with GradientMonitor(model, hist_every=5) as mon:
+        history = train(model, data, epochs=3, batch_size=50, progress=False)  # 3 x 3 = 9 steps
+    return mon, history
+
+
+def test_gradient_flow_figure_shows_layers_and_steps_on_log_scales(trained):
+    mon, _ = trained
+    fig = gradient_flow_figure(mon)
+    left, right = fig.axes
+    assert left.get_yscale() == right.get_yscale() == "log"
+    assert len(left.lines) == 3  # steps 0, 4 and 8
+    np.testing.assert_allclose(left.lines[-1].get_ydata(), mon.grad_norms()[-1])
+    assert len(right.lines) == 5 and len(right.lines[0].get_xdata()) == 9
+    assert len(gradient_flow_figure(mon, steps=[2]).axes[0].lines) == 1
+    with pytest.raises(ValueError, match="step 9 is out of range; the monitor recorded 9 steps"):
+        gradient_flow_figure(mon, steps=[9])
+
+
+def test_histograms_figure_has_one_row_per_layer_and_one_curve_per_recorded_step(trained):
+    mon, _ = trained
+    fig = histograms_figure(mon, "grad")
+    assert len(fig.axes) == 5
+    assert [ax.get_ylabel() for ax in fig.axes] == mon.layer_names
+    assert all(len(ax.patches) == 2 for ax in fig.axes)  # steps 0 and 5
+    assert len(histograms_figure(mon, "grad", max_layers=3).axes) == 3
+    act = histograms_figure(mon, "activation")
+    assert len(act.axes) == 4  # the output layer has no activation
+    assert len(act.axes[0].patches) == 2 + 2  # two histograms, two shaded saturated bands
+
+
+def test_update_ratio_figure(trained):
+    mon, _ = trained
+    (ax,) = update_ratio_figure(mon).axes
+    assert ax.get_yscale() == "log"
+    assert len(ax.lines) == 5 + 1  # one per layer and the reference line
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), mon.update_ratios()[:, 0])
+
+
+def test_learning_curves_figure(trained):
+    _, history = trained
+    fig = learning_curves_figure({"a": history, "b": history})
+    loss_ax, acc_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and list(loss_ax.lines[0].get_ydata()) == history.test_loss
+    assert acc_ax.get_ylim() == (0, 1)
+    regression = History(test_loss=[1.0, 0.5])
+    assert len(learning_curves_figure({"r": regression}).axes) == 1
+    with pytest.raises(TypeError, match=r"histories\['x'\] must be a vgcourse.training.History"):
+        learning_curves_figure({"x": [1, 2]})
+
+
+def test_monitor_figures_need_a_monitor_with_steps():
+    mon = GradientMonitor(deep_mlp(2, 2, depth=2, width=4))
+    mon.close()
+    with pytest.raises(ValueError, match="recorded no steps"):
+        gradient_flow_figure(mon)
+    with pytest.raises(TypeError, match="GradientMonitor"):
+        update_ratio_figure("monitor")

@@ -14,6 +14,8 @@ import torch
 from matplotlib.figure import Figure
 
 from vgcourse.activations import SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
+from vgcourse.monitor import GradientMonitor
+from vgcourse.training import History
 
 
 def _check_series(series: Mapping[str, Sequence[float]], what: str) -> None:
@@ -107,6 +109,134 @@ def activation_histogram_figure(
         ax.axvspan(low, low + margin, color="tab:red", alpha=0.2)
         ax.axvspan(high - margin, high, color="tab:red", alpha=0.2, label="saturated")
         ax.set(title=label, xlabel=f"{activation} output")
+        ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# --- Figures of a GradientMonitor's records and of training histories -------------------------
+
+
+def _check_monitor(monitor: GradientMonitor) -> None:
+    if not isinstance(monitor, GradientMonitor):
+        raise TypeError(f"monitor must be a vgcourse.monitor.GradientMonitor, got {type(monitor).__name__}")
+    if monitor.steps == 0:
+        raise ValueError("the monitor has recorded no steps yet; train the model inside `with GradientMonitor(model)`")
+
+
+def _spread(names: Sequence[str], most: int) -> list[int]:
+    """Indices of at most ``most`` evenly spaced entries, always the first and the last."""
+    if len(names) <= most:
+        return list(range(len(names)))
+    return sorted({round(i * (len(names) - 1) / (most - 1)) for i in range(most)})
+
+
+def gradient_flow_figure(monitor: GradientMonitor, steps: Sequence[int] | None = None) -> Figure:
+    """Left: each layer's gradient norm at a few steps. Right: every layer's norm over training.
+
+    Both on log scales. ``steps`` defaults to the first, middle and last recorded step.
+    """
+    _check_monitor(monitor)
+    norms, names = monitor.grad_norms(), monitor.layer_names
+    if steps is None:
+        steps = sorted({0, monitor.steps // 2, monitor.steps - 1})
+    for step in steps:
+        if not -monitor.steps <= step < monitor.steps:
+            raise ValueError(f"step {step} is out of range; the monitor recorded {monitor.steps} steps")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    layers = np.arange(1, len(names) + 1)
+    for step in steps:
+        left.plot(layers, norms[step], marker="o", markersize=3, label=f"step {step % monitor.steps}")
+    left.set(yscale="log", xlabel="layer (1 = next to the input)", ylabel="gradient norm ‖∂L/∂W‖",
+             title="gradient norm per layer")
+    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(names)))
+    for index, (name, color) in enumerate(zip(names, colors)):
+        right.plot(np.arange(monitor.steps), norms[:, index], color=color, linewidth=1, label=name)
+    right.set(yscale="log", xlabel="training step", ylabel="gradient norm", title="gradient flow during training")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+    left.legend()
+    right.legend(fontsize="small", ncol=2 if len(names) > 6 else 1)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: int = 6) -> Figure:
+    """One row per layer (at most ``max_layers``, first and last always shown), each overlaying
+    the histograms recorded over training, early steps dark and late steps light.
+
+    All rows share one x-axis, as in Glorot & Bengio (2010): a layer whose gradients vanish
+    shows as a spike at zero. Activation rows of sigmoid/tanh layers shade the saturated bands.
+    """
+    _check_monitor(monitor)
+    records = monitor.histograms(kind)
+    if not records:
+        raise ValueError(f"the monitor recorded no {kind} histograms (histograms=False, or no activations ran)")
+    names = [name for name in monitor.layer_names if any(r.layer == name for r in records)]
+    shown = [names[i] for i in _spread(names, max_layers)]
+    steps = sorted({r.step for r in records})
+    colors = dict(zip(steps, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(steps)))))
+    saturating = dict(zip(monitor.layer_names, ~np.isnan(monitor.saturated_fractions()).all(axis=0)))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.6 * len(shown) + 0.6), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], shown):
+        for record in (r for r in records if r.layer == name):
+            ax.stairs(record.counts, record.edges, color=colors[record.step], label=f"step {record.step}")
+        if kind == "activation" and saturating.get(name, False):
+            low = min(r.edges[0] for r in records if r.layer == name)  # 0 (sigmoid) or -1 (tanh)
+            ax.axvspan(low, low + monitor.saturation_margin, color="tab:red", alpha=0.2)
+            ax.axvspan(1 - monitor.saturation_margin, 1, color="tab:red", alpha=0.2)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.set_yticks([])
+    axes[0, 0].legend(fontsize="small", ncol=min(len(steps), 5))
+    axes[0, 0].set_title(f"{'gradient' if kind == 'grad' else 'activation'} histograms per layer over training")
+    axes[-1, 0].set_xlabel("weight gradient" if kind == "grad" else "activation output")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Figure:
+    """``‖Δw‖/‖w‖`` per step for every layer (log scale), with a dashed reference level.
+
+    A common rule of thumb puts healthy updates near 1e-3 of the weights; layers far below it
+    are effectively frozen.
+    """
+    _check_monitor(monitor)
+    ratios, names = monitor.update_ratios(), monitor.layer_names
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(names)))
+    for index, (name, color) in enumerate(zip(names, colors)):
+        ax.plot(np.arange(monitor.steps), ratios[:, index], color=color, linewidth=1, label=name)
+    ax.axhline(reference, color="black", linestyle="--", linewidth=1)
+    ax.set(yscale="log", xlabel="training step", ylabel="‖Δw‖ / ‖w‖", title="update-to-weight ratio")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", ncol=2 if len(names) > 6 else 1)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def learning_curves_figure(histories: Mapping[str, History]) -> Figure:
+    """Test loss (left) and, for classification, test accuracy (right) per epoch for each run."""
+    if not isinstance(histories, Mapping) or not histories:
+        raise ValueError("histories must be a non-empty mapping of label -> History")
+    for label, history in histories.items():
+        if not isinstance(history, History):
+            raise TypeError(f"histories[{label!r}] must be a vgcourse.training.History, got {type(history).__name__}")
+    with_accuracy = all(h.test_accuracy for h in histories.values())
+    fig, axes = plt.subplots(1, 2 if with_accuracy else 1, figsize=(11 if with_accuracy else 6, 3.8), squeeze=False)
+    for label, history in histories.items():
+        epochs = np.arange(len(history.test_loss))
+        axes[0, 0].plot(epochs, history.test_loss, marker="o", markersize=3, label=label)
+        if with_accuracy:
+            axes[0, 1].plot(epochs, history.test_accuracy, marker="o", markersize=3, label=label)
+    axes[0, 0].set(xlabel="epoch (0 = before training)", ylabel="test loss", title="learning curves")
+    if with_accuracy:
+        axes[0, 1].set(xlabel="epoch (0 = before training)", ylabel="test accuracy", ylim=(0, 1))
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
     plt.close(fig)

@@ -1,0 +1,165 @@
+"""Tests for vgcourse.diagnosis: each verdict on a network built to show it, and the report."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vgcourse.data import Split, digits
+from vgcourse.diagnosis import VERDICTS, Diagnosis, diagnose
+from vgcourse.models import deep_mlp
+from vgcourse.monitor import GradientMonitor
+from vgcourse.training import task_loss, train
+
+
+@pytest.fixture(scope="module")
+def data() -> Split:
+    return digits()
+
+
+def trained(model: nn.Module, data: Split, **kwargs: object) -> GradientMonitor:
+    with GradientMonitor(model) as mon:
+        train(model, data, epochs=1, progress=False, **kwargs)
+    return mon
+
+
+def stepped(model: nn.Module, data: Split, steps: int, lr: float) -> GradientMonitor:
+    """A few plain SGD steps on one batch (``train`` would stop at the first inf loss)."""
+    x, y = data.x_train[:128], data.y_train[:128]
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    with GradientMonitor(model) as mon:
+        for _ in range(steps):
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            opt.step()
+    return mon
+
+
+def test_deep_sigmoid_net_vanishes(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=20, width=32, activation="sigmoid"), data)
+    result = diagnose(mon)
+    assert isinstance(result, Diagnosis) and result.verdict == "vanishing"
+    assert result.problems == ("vanishing",)
+    assert result.grad_norm_ratio < 1e-6  # (1/4)^19 territory, far below the 1e-3 threshold
+    assert (result.first_layer, result.last_layer) == ("layer 1", "layer 20")
+    assert diagnose(mon, vanish_ratio=result.grad_norm_ratio / 2).verdict == "healthy"
+    text = str(result)
+    assert text.startswith("vanishing: the gradient norm of layer 1 is ")
+    assert "× that of layer 20" in text and "vanish_ratio=0.001" in text
+
+
+def test_large_weights_explode(data: Split) -> None:
+    model = deep_mlp(64, 10, depth=10, width=32, activation="relu", init="he", weight_scale=3.0)
+    result = diagnose(stepped(model, data, steps=3, lr=1e-12))
+    assert result.verdict == "exploding" and result.max_grad_norm > 1e3
+    assert str(result).startswith("exploding: the largest gradient norm is ")
+
+
+def test_gradients_growing_toward_the_input_explode(data: Split) -> None:
+    # A tiny first layer feeding a huge second one: layer 1's gradient is ~1e6 times layer 2's.
+    model = nn.Sequential(nn.Linear(64, 16), nn.Linear(16, 10))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-4)
+        model[0].bias.zero_()
+        model[1].weight.mul_(1e2)
+    mon = stepped(model, data, steps=2, lr=1e-9)
+    assert diagnose(mon, explode_norm=1e12).verdict == "exploding"
+    assert diagnose(mon, explode_norm=1e12).grad_norm_ratio > 1e3
+    assert diagnose(mon, explode_norm=1e12, explode_ratio=1e12).verdict == "healthy"
+
+
+def test_all_dead_relu_net_is_dead(data: Split) -> None:
+    model = deep_mlp(64, 10, depth=4, width=32, activation="relu", init="he")
+    with torch.no_grad():
+        for layer in list(model)[:-1]:
+            layer.linear.bias.fill_(-100.0)
+    mon = trained(model, data)
+    result = diagnose(mon)
+    assert result.verdict == "dead" and result.dead_fraction == 1.0 and result.dead_layer == "layer 1"
+    assert str(result).startswith("dead: 100% of layer 1's units are dead")
+    assert diagnose(mon, dead_threshold=1.0).verdict == "dead"  # the threshold is inclusive
+
+
+def test_shallow_he_relu_net_is_healthy(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=3, width=64, activation="relu", init="he"), data)
+    result = diagnose(mon)
+    assert result.verdict == "healthy" and result.problems == ()
+    assert 1e-3 < result.grad_norm_ratio < 1e3 and result.dead_fraction < 0.9
+    assert str(result).startswith("healthy: the gradient norm of layer 1 is ")
+    # The same numbers judged with a stricter threshold: the thresholds are really used.
+    stricter = diagnose(mon, explode_norm=0.99 * result.max_grad_norm)
+    assert stricter.verdict == "exploding" and stricter.thresholds["explode_norm"] < result.max_grad_norm
+
+
+def test_nonfinite_gradient_is_the_most_severe_verdict(data: Split) -> None:
+    model = deep_mlp(64, 10, depth=3, width=16, activation="relu", init="he")
+    x, y = data.x_train[:64], data.y_train[:64]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with GradientMonitor(model) as mon:
+        for step in range(4):
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            if step == 2:
+                model[2].weight.grad[0, 0] = math.inf
+            opt.step()
+    result = diagnose(mon)
+    assert result.verdict == "nonfinite" and result.nonfinite == (2, "layer 3")
+    assert result.problems[0] == "nonfinite" and set(result.problems) <= set(VERDICTS)
+    assert "step 2 in layer 3" in str(result)
+    both = diagnose(mon, explode_norm=1e-9)  # exploding fires too, but nonfinite ranks first
+    assert both.problems == ("nonfinite", "exploding") and both.verdict == "nonfinite"
+
+
+def test_saturation_is_reported_with_its_threshold(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=6, width=32, activation="sigmoid", weight_scale=20.0), data)
+    strict, loose = diagnose(mon), diagnose(mon, saturation_threshold=0.5)
+    assert 0.5 <= strict.saturated_fraction < 0.9 and strict.saturated_layer is not None
+    assert "saturated" not in str(strict)
+    assert f"{strict.saturated_fraction:.0%} of {strict.saturated_layer}'s units are saturated" in str(loose)
+
+
+def test_medians_use_the_last_window_steps(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=3, width=16, activation="relu", init="he"), data)
+    assert diagnose(mon, window=5).steps_used == 5
+    assert diagnose(mon, window=10_000).steps_used == mon.steps
+    norms = mon.grad_norms()
+    recent = norms[-5:]
+    expected = np.median(recent[:, 0]) / np.median(recent[:, -1])
+    assert diagnose(mon, window=5).grad_norm_ratio == pytest.approx(expected, rel=1e-9)
+    everything = np.median(norms[:, 0]) / np.median(norms[:, -1])
+    assert abs(everything - expected) > 1e-3 * expected  # so the window really mattered
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"vanish_ratio": 0}, r"vanish_ratio must be a number in \(0, 1\), got 0"),
+        ({"vanish_ratio": 1.5}, r"vanish_ratio must be a number in \(0, 1\), got 1.5"),
+        ({"explode_ratio": 0.5}, r"explode_ratio must be a number in \(1, inf\), got 0.5"),
+        ({"explode_norm": -1}, r"explode_norm must be a number in \(0, inf\), got -1"),
+        ({"dead_threshold": 1.1}, r"dead_threshold must be a number in \(0, 1\], got 1.1"),
+        ({"saturation_threshold": "high"}, r"saturation_threshold .* got 'high'"),
+        ({"window": 0}, "window must be a positive integer, got 0"),
+    ],
+)
+def test_bad_thresholds_are_named(kwargs: dict, message: str) -> None:
+    model = deep_mlp(4, 2, depth=2, width=4)
+    with GradientMonitor(model) as mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(torch.randn(3, 4)).sum().backward()
+        opt.step()
+    with pytest.raises(ValueError, match=message):
+        diagnose(mon, **kwargs)
+
+
+def test_diagnose_needs_a_monitor_that_saw_steps() -> None:
+    with pytest.raises(TypeError, match="monitor must be a GradientMonitor, got str"):
+        diagnose("monitor")
+    with GradientMonitor(deep_mlp(4, 2, depth=2, width=4)) as mon:
+        pass
+    with pytest.raises(ValueError, match="recorded no optimizer steps"):
+        diagnose(mon)

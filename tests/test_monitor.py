@@ -1,0 +1,409 @@
+"""Tests for vgcourse.monitor: hooks, layer order and names, recorded statistics, errors."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+from vgcourse.activations import saturated_fraction
+from vgcourse.data import digits
+from vgcourse.models import deep_mlp, sequence_model
+from vgcourse.monitor import GradientMonitor, Histogram
+from vgcourse.probes import activation_outputs
+from vgcourse.training import task_loss, train
+
+
+def module_hooks(model: nn.Module) -> int:
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return sum(len(getattr(m, kind)) for m in model.modules() for kind in kinds)
+
+
+def global_hooks() -> tuple[int, int]:
+    return len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)
+
+
+def small_mlp(activation: str = "tanh", **kwargs: object) -> nn.Module:
+    return deep_mlp(6, 3, depth=4, width=16, activation=activation, **kwargs)
+
+
+def batch(n: int = 32, features: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, features, generator=gen), torch.randint(0, 3, (n,), generator=gen)
+
+
+def sgd_steps(model: nn.Module, steps: int, lr: float = 0.05) -> torch.optim.Optimizer:
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = batch(seed=step)
+        opt.zero_grad()
+        task_loss(model(x), y).backward()
+        opt.step()
+    return opt
+
+
+# ---- hooks are removed --------------------------------------------------------------------
+
+
+def test_hooks_removed_after_with_block() -> None:
+    model, before = small_mlp(), global_hooks()
+    with GradientMonitor(model) as mon:
+        assert module_hooks(model) > 0 and global_hooks() == (before[0] + 1, before[1] + 1)
+        sgd_steps(model, 2)
+    assert module_hooks(model) == 0 and global_hooks() == before
+    assert mon.steps == 2
+
+
+def test_hooks_removed_after_close_and_nothing_recorded_afterwards() -> None:
+    model, before = small_mlp(), global_hooks()
+    mon = GradientMonitor(model)
+    sgd_steps(model, 1)
+    mon.close()
+    mon.close()  # closing twice is harmless
+    assert module_hooks(model) == 0 and global_hooks() == before
+    sgd_steps(model, 3)
+    assert mon.steps == 1 and mon.grad_norms().shape == (1, 4)
+
+
+def test_hooks_removed_when_the_body_raises() -> None:
+    model, before = small_mlp(), global_hooks()
+    with pytest.raises(RuntimeError, match="boom"):
+        with GradientMonitor(model):
+            sgd_steps(model, 1)
+            raise RuntimeError("boom")
+    assert module_hooks(model) == 0 and global_hooks() == before
+
+
+# ---- layers: which, in what order, under what names ---------------------------------------
+
+
+def test_deep_mlp_layers_use_course_names_in_forward_order() -> None:
+    model = small_mlp()
+    with GradientMonitor(model, hist_every=7, bins=12, saturation_margin=0.1) as mon:
+        assert mon.layer_names == ["layer 1", "layer 2", "layer 3", "layer 4"]
+    assert (mon.model, mon.hist_every, mon.bins, mon.saturation_margin) == (model, 7, 12, 0.1)
+
+
+class OutputFirst(nn.Module):
+    """Registers its output layer first, so registration order is not forward order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(8, 3)
+        self.body = nn.Linear(6, 8)
+        self.norm = nn.BatchNorm1d(8)  # a 1-D weight: not a layer
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.norm(self.body(x))))
+
+
+def test_custom_module_layers_follow_forward_order() -> None:
+    model = OutputFirst()
+    with GradientMonitor(model) as mon:
+        assert mon.layer_names == ["head", "body"]  # before any forward: registration order
+        sgd_steps(model, 2)
+    assert mon.layer_names == ["body", "head"]
+    norms = mon.grad_norms()
+    assert norms.shape == (2, 2)
+    dead = mon.dead_fractions()  # the ReLU is credited to "body", the layer before it
+    assert np.all(np.isfinite(dead[:, 0])) and np.all(np.isnan(dead[:, 1]))
+
+
+def test_sequential_names_and_rnn_recurrent_weights() -> None:
+    seq = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    with GradientMonitor(seq) as mon:
+        assert mon.layer_names == ["0", "2"]
+    rnn = sequence_model(2, 8, 1, cell="gru", num_layers=2)
+    x, y = torch.randn(4, 5, 2), torch.randn(4, 1)
+    with GradientMonitor(rnn) as mon:
+        opt = torch.optim.SGD(rnn.parameters(), lr=0.1)
+        task_loss(rnn(x), y).backward()
+        expected = rnn.core.weight_hh_l1.grad.norm().item()
+        opt.step()
+    assert mon.layer_names == ["core.weight_hh_l0", "core.weight_hh_l1", "readout"]
+    assert mon.grad_norms()[0, 1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_shared_activation_module_is_credited_to_each_layer() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.act = nn.Linear(6, 8), nn.Linear(8, 8), nn.Sigmoid()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.b(self.act(self.a(x))))
+
+    model = Shared()
+    x, _ = batch()
+    with GradientMonitor(model) as mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(x).sum().backward()
+        with torch.no_grad():
+            first = torch.sigmoid(model.a(x))
+            second = torch.sigmoid(model.b(first))
+        opt.step()
+    np.testing.assert_allclose(
+        mon.activation_means()[0], [first.mean().item(), second.mean().item()], rtol=1e-5
+    )
+
+
+# ---- recorded statistics ------------------------------------------------------------------
+
+
+def test_grad_norms_match_the_grads_and_work_with_trains_own_optimizer() -> None:
+    data = digits()
+    model = deep_mlp(64, 10, depth=3, width=16, activation="relu", init="he")
+    with GradientMonitor(model) as mon:
+        train(model, data, epochs=1, batch_size=256, progress=False)
+    assert mon.steps == math.ceil(len(data.x_train) / 256)  # evaluation passes are not steps
+    # The grads of the last step are still on the model: train() does not clear them after.
+    expected = [model[i].linear.weight.grad.norm().item() for i in range(2)]
+    expected.append(model[2].weight.grad.norm().item())
+    np.testing.assert_allclose(mon.grad_norms()[-1], expected, rtol=1e-5)
+    assert mon.grad_norms().shape == (mon.steps, 3)
+
+
+def test_update_ratios_match_a_manual_computation() -> None:
+    model = small_mlp()
+    weights = [layer.linear.weight for layer in list(model)[:-1]] + [model[-1].weight]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    expected = []
+    with GradientMonitor(model) as mon:
+        for step in range(3):
+            x, y = batch(seed=step)
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            before = [w.detach().clone() for w in weights]
+            opt.step()
+            expected.append([((w - b).norm() / b.norm()).item() for w, b in zip(weights, before)])
+    np.testing.assert_allclose(mon.update_ratios(), expected, rtol=1e-4)
+    assert np.all(mon.update_ratios() > 0)
+
+
+def test_frozen_layers_and_a_failed_optimizer_step_keep_rows_aligned() -> None:
+    model = small_mlp()
+    model[0].linear.weight.requires_grad_(False)  # never gets a gradient
+
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    calls = []
+
+    def fail_second_step(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        calls.append(1)  # runs after the monitor's global pre-step hook
+        if len(calls) == 2:
+            raise RuntimeError("step failed")
+
+    opt.register_step_pre_hook(fail_second_step)
+    with GradientMonitor(model) as mon:
+        for step in range(4):
+            x, y = batch(seed=step)
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            try:
+                opt.step()
+            except RuntimeError:
+                pass
+    assert mon.steps == 4 and mon.update_ratios().shape == (4, 4)
+    ratios = mon.update_ratios()
+    assert np.all(np.isnan(ratios[1])) and np.all(np.isfinite(ratios[[0, 2, 3]]))
+    assert np.all(mon.grad_norms()[:, 0] == 0) and np.all(ratios[[0, 2, 3], 0] == 0)
+    assert "layer 1" not in {h.layer for h in mon.histograms("grad")}  # no gradient, no histogram
+
+
+def test_only_optimizers_of_the_monitored_model_count() -> None:
+    model, other = small_mlp(), small_mlp()
+    with GradientMonitor(model) as mon:
+        sgd_steps(other, 3)
+        sgd_steps(model, 2)
+    assert mon.steps == 2
+
+
+def test_forward_passes_without_autograd_are_ignored() -> None:
+    model = small_mlp()
+    (x, y), (x_eval, _) = batch(seed=1), batch(seed=2)
+    with GradientMonitor(model) as mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        task_loss(model(x), y).backward()
+        with torch.no_grad():
+            expected = torch.tanh(model[0].linear(x))
+            model(x_eval)  # an evaluation pass between backward and step
+        opt.step()
+    assert mon.activation_means()[0, 0] == pytest.approx(expected.mean().item(), rel=1e-5)
+    assert mon.activation_stds()[0, 0] == pytest.approx(expected.std().item(), rel=1e-5)
+
+
+def test_histograms_recorded_exactly_every_hist_every_steps() -> None:
+    model = small_mlp("sigmoid")
+    x, y = batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model, hist_every=3, bins=10) as mon:
+        for step in range(7):
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            if step == 3:
+                grad = model[1].linear.weight.grad.clone()
+            opt.step()
+    grads = mon.histograms("grad")
+    assert [(h.step, h.layer) for h in grads] == [(s, f"layer {k}") for s in (0, 3, 6) for k in range(1, 5)]
+    hist = grads[5]  # step 3, layer 2
+    assert isinstance(hist, Histogram) and hist.counts.shape == (10,) and hist.edges.shape == (11,)
+    limit = grad.abs().max().item()
+    np.testing.assert_allclose(hist.edges[[0, -1]], [-limit, limit], rtol=1e-6)
+    assert hist.counts.sum() == grad.numel()
+    reference, _ = np.histogram(grad.numpy(), bins=hist.edges)
+    assert np.abs(hist.counts - reference).sum() <= 2  # at most a rounding at a bin edge
+    acts = mon.histograms("activation")
+    assert [(h.step, h.layer) for h in acts] == [(s, f"layer {k}") for s in (0, 3, 6) for k in range(1, 4)]
+    assert acts[0].edges[0] == 0 and acts[0].edges[-1] == 1  # sigmoid bins span [0, 1]
+    assert all(h.counts.sum() == len(x) * 16 for h in acts)
+
+
+def test_saturated_fraction_matches_activations_module() -> None:
+    model = small_mlp("sigmoid", weight_scale=6.0)
+    x, y = batch()
+    outputs = [out for _, _, out in activation_outputs(model, x)]
+    expected = [saturated_fraction("sigmoid", out) for out in outputs]
+    wide = [saturated_fraction("sigmoid", out, margin=0.2) for out in outputs]
+    with GradientMonitor(model) as mon, GradientMonitor(model, saturation_margin=0.2) as wide_mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        task_loss(model(x), y).backward()
+        opt.step()
+    fractions = mon.saturated_fractions()[0]
+    np.testing.assert_allclose(fractions[:3], expected, rtol=1e-6)
+    np.testing.assert_allclose(wide_mon.saturated_fractions()[0, :3], wide, rtol=1e-6)
+    assert all(w > e for w, e in zip(wide, expected))  # the margin really matters here
+    assert 0 < min(expected) and max(expected) < 1  # a case where the count is not trivial
+    assert np.isnan(fractions[3])  # the linear output layer has no activation
+    assert np.all(np.isnan(mon.dead_fractions()))  # sigmoid units are never "dead"
+
+
+def test_dead_fraction_counts_units_silent_on_the_whole_batch() -> None:
+    model = small_mlp("relu", init="he")
+    with torch.no_grad():
+        for layer in list(model)[:-1]:
+            layer.linear.bias.fill_(-100.0)
+        model[1].linear.bias[:4] = 1.0  # layer 2: 4 of 16 units always on
+    with GradientMonitor(model) as mon:
+        sgd_steps(model, 2)
+    dead = mon.dead_fractions()
+    np.testing.assert_allclose(dead[:, :3], [[1.0, 12 / 16, 1.0]] * 2)
+    assert np.all(np.isnan(dead[:, 3])) and np.all(np.isnan(mon.saturated_fractions()))
+    assert np.all(mon.grad_norms()[:, 0] == 0)  # dead units pass no gradient at all
+
+
+def test_first_nonfinite_reports_the_first_step_and_forward_layer() -> None:
+    model = small_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with GradientMonitor(model) as mon:
+        for step in range(5):
+            x, y = batch(seed=step)
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            if step == 3:
+                model[3].weight.grad[0, 0] = math.inf
+                model[1].linear.weight.grad[0, 0] = math.nan
+            opt.step()
+        assert mon.first_nonfinite() == (3, "layer 2")
+    assert np.all(np.isfinite(mon.grad_norms()[:3]))
+
+
+def test_flags_turn_off_histograms_activation_statistics_and_update_ratios() -> None:
+    model = small_mlp()
+    with GradientMonitor(model, histograms=False, activations=False) as mon:
+        assert module_hooks(model) == 4  # one per layer, none on activations or the root
+        sgd_steps(model, 2)
+    assert mon.histograms("grad") == [] and mon.histograms("activation") == []
+    assert np.all(np.isnan(mon.activation_means())) and mon.activation_means().shape == (2, 4)
+    assert np.all(np.isfinite(mon.grad_norms())) and np.all(np.isfinite(mon.update_ratios()))
+    with GradientMonitor(model, update_ratios=False) as lean:
+        sgd_steps(model, 2)
+    assert lean.update_ratios().shape == (2, 4) and np.all(np.isnan(lean.update_ratios()))
+    assert np.all(np.isfinite(lean.grad_norms())) and np.all(np.isfinite(lean.activation_means()[:, :3]))
+
+
+def test_activation_histograms_without_per_step_activation_statistics() -> None:
+    model = small_mlp("tanh")
+    with GradientMonitor(model, hist_every=2, activations=False) as mon:
+        sgd_steps(model, 3)
+    acts = mon.histograms("activation")
+    assert [h.step for h in acts] == [0, 0, 0, 2, 2, 2]
+    assert acts[0].edges[0] == -1 and acts[0].edges[-1] == 1  # tanh bins span [-1, 1]
+    assert np.all(np.isnan(mon.activation_stds()))
+
+
+def test_std_is_accurate_when_it_is_tiny_next_to_the_mean() -> None:
+    # A layer whose outputs barely vary: the one-pass formula E[x²] - E[x]² would cancel.
+    model = nn.Sequential(nn.Linear(6, 64), nn.Sigmoid(), nn.Linear(64, 1))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-3)
+        model[0].bias.fill_(1.0)
+    x, _ = batch(n=128)
+    with GradientMonitor(model) as mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        model(x).sum().backward()
+        expected = torch.sigmoid(model[0](x).double()).std().item()
+        opt.step()
+    assert expected < 1e-3 * 0.73  # std / mean below 1e-3
+    assert mon.activation_stds()[0, 0] == pytest.approx(expected, rel=1e-3)
+
+
+def test_a_forgotten_monitor_leaves_no_global_hook_once_collected() -> None:
+    before = global_hooks()
+
+    def forget() -> None:
+        model = small_mlp()
+        GradientMonitor(model)  # never closed
+
+    forget()
+    gc.collect()
+    assert global_hooks() == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_records_stay_on_the_gpu_until_queried() -> None:
+    model = small_mlp().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientMonitor(model) as mon:
+        x, y = batch()
+        task_loss(model(x.cuda()), y.cuda()).backward()
+        opt.step()
+        assert mon._grad_rows[0].is_cuda
+    assert np.all(np.isfinite(mon.grad_norms()))
+
+
+# ---- bad arguments ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"hist_every": 0}, ValueError, "hist_every must be a positive integer, got 0"),
+        ({"hist_every": 2.5}, ValueError, "hist_every must be a positive integer, got 2.5"),
+        ({"bins": True}, ValueError, "bins must be a positive integer, got True"),
+        ({"saturation_margin": 0.5}, ValueError, r"saturation_margin must be a number in \(0, 0.5\), got 0.5"),
+        ({"saturation_margin": 0}, ValueError, "saturation_margin .* got 0"),
+        ({"histograms": "yes"}, ValueError, "histograms must be True or False, got 'yes'"),
+        ({"update_ratios": 1}, ValueError, "update_ratios must be True or False, got 1"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, error: type, message: str) -> None:
+    model, before = small_mlp(), global_hooks()
+    with pytest.raises(error, match=message):
+        GradientMonitor(model, **kwargs)
+    assert module_hooks(model) == 0 and global_hooks() == before  # nothing left half-attached
+
+
+def test_bad_model_and_bad_histogram_kind() -> None:
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        GradientMonitor("model")
+    with pytest.raises(ValueError, match="ReLU has no layer to monitor"):
+        GradientMonitor(nn.ReLU())
+    with GradientMonitor(small_mlp()) as mon:
+        message = r"unknown histogram kind 'weights'; choose one of \['grad', 'activation'\]"
+        with pytest.raises(ValueError, match=message):
+            mon.histograms("weights")

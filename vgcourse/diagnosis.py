@@ -1,0 +1,191 @@
+"""``diagnose()``: name what is wrong with a network's gradients from a monitor's records.
+
+Each layer is summarised by its median over the last ``window`` recorded steps, so one noisy
+batch does not decide the verdict. The criteria, most severe first:
+
+- **nonfinite**: some gradient norm was inf or NaN at any recorded step.
+- **exploding**: the largest layer gradient norm is at least ``explode_norm``, or the first
+  layer's gradient norm is at least ``explode_ratio`` times the last layer's. (Large weights
+  blow up activations and gradients together, so the first test catches a network whose norms
+  are huge everywhere; the second catches growth toward the input.)
+- **dead**: in some ReLU layer at least ``dead_threshold`` of the units gave 0 on a whole batch.
+- **vanishing**: the first layer's gradient norm is at most ``vanish_ratio`` times the last's.
+- **healthy**: none of the above.
+
+The most saturated sigmoid/tanh layer is reported alongside but not judged on its own:
+saturated units pass little gradient, yet large weights can make up for it, so the verdict
+rests on the gradients themselves.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from vgcourse.monitor import GradientMonitor
+
+VERDICTS = ("nonfinite", "exploding", "dead", "vanishing", "healthy")
+"""Every verdict ``diagnose`` can return, most severe first."""
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The verdict on a monitored run and the numbers behind it.
+
+    Attributes:
+        verdict: the most severe entry of ``problems``, or ``"healthy"``.
+        problems: every criterion that fired, most severe first (empty when healthy).
+        steps_used: how many recent steps the medians were taken over.
+        first_layer, last_layer: the first and last layer in forward order.
+        grad_norm_ratio: median gradient norm of ``first_layer`` divided by ``last_layer``'s.
+        max_grad_norm, max_grad_layer: the largest median gradient norm and its layer.
+        saturated_fraction, saturated_layer: the most saturated layer (NaN and ``None`` when
+            no sigmoid/tanh activation was seen).
+        dead_fraction, dead_layer: the ReLU layer with the most dead units (NaN, ``None``).
+        nonfinite: ``(step, layer)`` of the first non-finite gradient norm, or ``None``.
+        thresholds: the thresholds the verdict used, by name.
+    """
+
+    verdict: str
+    problems: tuple[str, ...]
+    steps_used: int
+    first_layer: str
+    last_layer: str
+    grad_norm_ratio: float
+    max_grad_norm: float
+    max_grad_layer: str
+    saturated_fraction: float
+    saturated_layer: str | None
+    dead_fraction: float
+    dead_layer: str | None
+    nonfinite: tuple[int, str] | None
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.nonfinite is not None:
+            parts.append("a gradient norm became inf/NaN at step {} in {}".format(*self.nonfinite))
+        largest = f"the largest gradient norm is {self.max_grad_norm:.3g} ({self.max_grad_layer})"
+        if "exploding" in self.problems:
+            parts.append(largest)
+        if "dead" in self.problems:
+            parts.append(f"{self.dead_fraction:.0%} of {self.dead_layer}'s units are dead")
+        if math.isfinite(self.grad_norm_ratio) or {"exploding", "vanishing"} & set(self.problems):
+            parts.append(
+                f"the gradient norm of {self.first_layer} is {self.grad_norm_ratio:.2g} × "
+                f"that of {self.last_layer}"
+            )
+        if not self.problems:
+            parts.append(largest)
+        saturated = self.saturated_fraction >= self.thresholds["saturation_threshold"]
+        if self.saturated_layer is not None and saturated:
+            note = "" if self.problems else "note: "  # saturated, yet the gradients flow
+            parts.append(
+                f"{note}{self.saturated_fraction:.0%} of {self.saturated_layer}'s units are saturated"
+            )
+        settings = ", ".join(f"{name}={value:g}" for name, value in self.thresholds.items())
+        window = f"median of the last {self.steps_used} steps"
+        return f"{self.verdict}: {'; '.join(parts)} ({window}; {settings})"
+
+
+def _recent_median(table: np.ndarray, window: int) -> np.ndarray:
+    with warnings.catch_warnings():  # columns without data (all NaN) stay NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(table[-window:], axis=0)
+
+
+def _worst(values: np.ndarray, names: list[str]) -> tuple[float, str | None]:
+    if np.all(np.isnan(values)):
+        return math.nan, None
+    index = int(np.nanargmax(values))
+    return float(values[index]), names[index]
+
+
+def _check_number(value: object, what: str, low: float, high: float, high_inclusive: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and low < value and (value <= high if high_inclusive else value < high)
+    if not ok:
+        interval = f"({low:g}, {high:g}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{what} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def diagnose(
+    monitor: GradientMonitor,
+    vanish_ratio: float = 1e-3,
+    explode_norm: float = 1e3,
+    explode_ratio: float = 1e3,
+    saturation_threshold: float = 0.9,
+    dead_threshold: float = 0.9,
+    window: int = 20,
+) -> Diagnosis:
+    """Diagnose the run recorded by ``monitor`` (criteria in the module docstring).
+
+    Args:
+        monitor: a :class:`~vgcourse.monitor.GradientMonitor` that has seen at least one step.
+        vanish_ratio: first/last gradient-norm ratio at or below which gradients vanish, in (0, 1).
+        explode_norm: a layer gradient norm at or above which gradients explode, > 0.
+        explode_ratio: first/last gradient-norm ratio at or above which gradients explode, > 1.
+        saturation_threshold: fraction of saturated units worth reporting, in (0, 1].
+        dead_threshold: fraction of dead units in one layer that makes the network dead, in (0, 1].
+        window: number of most recent steps to take medians over.
+
+    Returns:
+        a :class:`Diagnosis`; ``str()`` of it is a one-line readable report.
+    """
+    from vgcourse.monitor import GradientMonitor  # here, because monitor imports this module
+
+    if not isinstance(monitor, GradientMonitor):
+        raise TypeError(f"monitor must be a GradientMonitor, got {type(monitor).__name__}")
+    if monitor.steps == 0:
+        raise ValueError("the monitor recorded no optimizer steps; train with it attached first")
+    thresholds = {
+        "vanish_ratio": _check_number(vanish_ratio, "vanish_ratio", 0, 1, False),
+        "explode_norm": _check_number(explode_norm, "explode_norm", 0, math.inf, False),
+        "explode_ratio": _check_number(explode_ratio, "explode_ratio", 1, math.inf, False),
+        "saturation_threshold": _check_number(
+            saturation_threshold, "saturation_threshold", 0, 1, True
+        ),
+        "dead_threshold": _check_number(dead_threshold, "dead_threshold", 0, 1, True),
+    }
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+
+    names = monitor.layer_names
+    norms = _recent_median(monitor.grad_norms(), window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(norms[0] / norms[-1])
+    max_norm, max_layer = _worst(norms, names)
+    saturated_fractions = _recent_median(monitor.saturated_fractions(), window)
+    saturated, saturated_layer = _worst(saturated_fractions, names)
+    dead, dead_layer = _worst(_recent_median(monitor.dead_fractions(), window), names)
+    nonfinite = monitor.first_nonfinite()
+
+    fired = {
+        "nonfinite": nonfinite is not None,
+        "exploding": max_norm >= explode_norm or ratio >= explode_ratio,
+        "dead": dead >= dead_threshold,
+        "vanishing": ratio <= vanish_ratio,
+    }
+    problems = tuple(verdict for verdict in VERDICTS if fired.get(verdict, False))
+    return Diagnosis(
+        verdict=problems[0] if problems else "healthy",
+        problems=problems,
+        steps_used=min(window, monitor.steps),
+        first_layer=names[0],
+        last_layer=names[-1],
+        grad_norm_ratio=ratio,
+        max_grad_norm=max_norm,
+        max_grad_layer=max_layer or names[-1],
+        saturated_fraction=saturated,
+        saturated_layer=saturated_layer,
+        dead_fraction=dead,
+        dead_layer=dead_layer,
+        nonfinite=nonfinite,
+        thresholds=thresholds,
+    )

@@ -1,0 +1,367 @@
+"""Watch a model while it trains: per-layer gradient norms, update sizes, activations, histograms.
+
+    with GradientMonitor(model) as mon:
+        train(model, data, epochs=5)
+    mon.grad_norms()          # numpy array (steps, layers), layers in forward order
+    print(diagnose(mon))      # "vanishing: ..." / "healthy: ..."
+
+A *layer* is a module owning a parameter ``weight`` with two or more dimensions (``Linear``,
+``Conv``, ``Embedding``) or a recurrent weight ``weight_hh_l{k}`` of an RNN, LSTM or GRU.
+A *step* is a call to ``step()`` of any ``torch.optim`` optimizer holding the model's parameters,
+caught with PyTorch's global optimizer hooks, so any training loop works unchanged (a custom
+optimizer whose ``step()`` calls ``super().step()`` counts twice).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook as _register_post_hook
+from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
+from torch.utils.hooks import RemovableHandle
+
+from vgcourse.activations import SATURATION_MARGIN, saturated_mask
+from vgcourse.diagnosis import Diagnosis, diagnose
+from vgcourse.models import DeepMLP, layer_names, linear_layers
+from vgcourse.probes import ACTIVATION_MODULES
+
+__all__ = ["HISTOGRAM_KINDS", "Diagnosis", "GradientMonitor", "Histogram", "diagnose"]
+
+HISTOGRAM_KINDS = ("grad", "activation")
+_FIXED_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # histogram ranges of bounded units
+_MEAN, _STD, _SATURATED, _DEAD = range(4)  # columns of a step's activation statistics
+
+
+@dataclass(frozen=True, eq=False)
+class Histogram:
+    """Counts of one layer's gradient or activation values at one step.
+
+    ``counts[i]`` values fell in ``[edges[i], edges[i + 1]]``; ``len(edges) == len(counts) + 1``.
+    """
+
+    step: int
+    layer: str
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+def _find_layers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Parameter]]:
+    """``(name, module, weight)`` of every layer in registration order; a shared weight once."""
+    course = {}
+    if isinstance(model, DeepMLP):
+        course = dict(zip(linear_layers(model), layer_names(model)))
+    layers, seen = [], set()
+    for qualname, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            recurrent = isinstance(module, nn.RNNBase) and pname.startswith("weight_hh")
+            if id(param) in seen or not (recurrent or (pname == "weight" and param.dim() >= 2)):
+                continue
+            seen.add(id(param))
+            name = course.get(module) or qualname or type(module).__name__
+            layers.append((f"{qualname}.{pname}".lstrip(".") if recurrent else name, module, param))
+    return layers
+
+
+def _optimizer_hook(ref: weakref.ref, method: str) -> Callable[..., None]:
+    # A weak reference: torch's global hook list must not keep a forgotten monitor alive.
+    def hook(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        monitor = ref()
+        if monitor is not None:
+            getattr(monitor, method)(optimizer)
+
+    return hook
+
+
+def _remove(handles: list[RemovableHandle]) -> None:
+    for handle in handles:
+        handle.remove()
+
+
+class GradientMonitor:
+    """Records per-layer gradient and activation statistics at every optimizer step of ``model``.
+
+    Args:
+        model: any ``torch.nn.Module`` with at least one layer (see the module docstring).
+        hist_every: record histograms at steps 0, ``hist_every``, ``2 * hist_every``, ...
+        bins: bins per histogram. Gradient bins span ``[-max|g|, max|g|]`` of that layer at
+            that step (symmetric, so zero sits at the centre); activation bins span [0, 1] for
+            sigmoid, [-1, 1] for tanh, and the observed [min, max] otherwise.
+        saturation_margin: a sigmoid/tanh output within this distance of an asymptote counts
+            as saturated (see ``vgcourse.activations.saturated_mask``).
+        histograms: record gradient and activation histograms; ``False`` skips them.
+        activations: record per-step activation statistics; ``False`` leaves those NaN.
+        update_ratios: record ``‖Δw‖ / ‖w‖`` per step; ``False`` leaves those NaN and saves
+            a copy of the weights and three passes over them per step.
+
+    Activation modules (``vgcourse.probes.ACTIVATION_MODULES``) are credited to the layer that
+    ran just before them, so ``layerK.act`` belongs to "layer K"; a layer's statistics come from
+    the first activation after it and from the last forward pass under autograd before each step
+    (forward passes under ``torch.no_grad()``, such as evaluation, are ignored). Everything stays
+    on the model's device until queried. Use as a context manager or call :meth:`close`.
+    The arguments are kept as attributes of the same names (``model``, ``hist_every``, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        hist_every: int = 50,
+        bins: int = 40,
+        saturation_margin: float = SATURATION_MARGIN,
+        histograms: bool = True,
+        activations: bool = True,
+        update_ratios: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for value, what in ((hist_every, "hist_every"), (bins, "bins")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        margin = saturation_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
+            raise ValueError(f"saturation_margin must be a number in (0, 0.5), got {margin!r}")
+        flags = dict(histograms=histograms, activations=activations, update_ratios=update_ratios)
+        for what, flag in flags.items():
+            if not isinstance(flag, bool):
+                raise ValueError(f"{what} must be True or False, got {flag!r}")
+        self._layers = _find_layers(model)
+        if not self._layers:
+            raise ValueError(
+                f"{type(model).__name__} has no layer to monitor: no parameter 'weight' with "
+                "two or more dimensions and no recurrent 'weight_hh' parameter"
+            )
+        self.model, self.hist_every, self.bins = model, hist_every, bins
+        self.saturation_margin = float(margin)
+        self._weights = [weight for _, _, weight in self._layers]
+        self._record_histograms, self._record_activations = histograms, activations
+        self._record_ratios = update_ratios
+        self._model_params = {id(p) for p in model.parameters()}
+        self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._steps, self._in_step, self._first_run = 0, False, []  # layers by first forward
+        self._current, self._credited = None, True  # last layer to run; has it an activation?
+        self._pending_stats: dict[int, Tensor] = {}  # this forward pass's, by layer
+        self._pending_outputs: dict[int, tuple[str, Tensor]] = {}
+        self._grad_rows, self._ratio_rows, self._activation_rows = [], [], []  # one per step
+        self._hists: dict[str, list] = {kind: [] for kind in HISTOGRAM_KINDS}
+        self._snapshot: list[Tensor] = []  # weights before the step, then their change
+        self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by shape
+
+        ref = weakref.ref(self)
+        global_handles = [
+            _register_pre_hook(_optimizer_hook(ref, "_before_step")),
+            _register_post_hook(_optimizer_hook(ref, "_after_step")),
+        ]
+        # Removes the global hooks on close(), or when a monitor nobody closed is collected.
+        self._remove_global_hooks = weakref.finalize(self, _remove, global_handles)
+        self._handles: list[RemovableHandle] = []
+        watch_activations = activations or histograms
+        if watch_activations:  # registered first, so it runs before a root layer's own hook
+            self._handles.append(model.register_forward_pre_hook(self._start_forward))
+        indices_of: dict[nn.Module, list[int]] = {}
+        for index, (_, module, _) in enumerate(self._layers):
+            indices_of.setdefault(module, []).append(index)
+        for module, indices in indices_of.items():
+            self._handles.append(module.register_forward_pre_hook(self._layer_hook(indices)))
+        for module in model.modules() if watch_activations else ():
+            if type(module) in ACTIVATION_MODULES:
+                hook = self._activation_hook(ACTIVATION_MODULES[type(module)])
+                self._handles.append(module.register_forward_hook(hook))
+
+    def _start_forward(self, module: nn.Module, inputs: object) -> None:
+        self._current, self._credited = None, True
+
+    def _layer_hook(self, indices: list[int]) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: object) -> None:
+            if len(self._first_run) < len(self._layers):
+                self._first_run.extend(i for i in indices if i not in self._first_run)
+            self._current, self._credited = indices[-1], False
+
+        return hook
+
+    def _activation_hook(self, kind: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: object, output: object) -> None:
+            if self._credited or not torch.is_grad_enabled() or not isinstance(output, Tensor):
+                return
+            self._credited = True
+            out = output.detach()
+            if self._record_activations:
+                self._pending_stats[self._current] = self._activation_stats(kind, out)
+            if self._record_histograms and self._steps % self.hist_every == 0:
+                self._pending_outputs[self._current] = (kind, out)
+
+        return hook
+
+    def _activation_stats(self, kind: str, out: Tensor) -> Tensor:
+        # Runs for every layer at every step, so: few passes over the output. The deviations
+        # from the mean go into a reused buffer; that is faster on a CPU than std_mean, and
+        # unlike the one-pass E[x²] - E[x]² it does not cancel when std << |mean|.
+        units = out.reshape(out.shape[0] if out.dim() > 1 else 1, -1)  # unit = non-batch entry
+        key = (units.shape, units.dtype, units.device)
+        if key not in self._scratch:
+            nan = torch.full((), math.nan, dtype=units.dtype, device=units.device)
+            buffer = torch.empty(units.shape, dtype=units.dtype, device=units.device)
+            self._scratch[key] = (buffer, nan)
+        deviation, nan = self._scratch[key]
+        unit_sums = units.sum(0)
+        mean = unit_sums.sum() / units.numel()
+        flat = torch.sub(units, mean, out=deviation).view(-1)
+        std = torch.dot(flat, flat).div_(max(units.numel() - 1, 1)).sqrt_()
+        saturated = dead = nan
+        if kind in _FIXED_RANGES:
+            saturated = saturated_mask(kind, out, self.saturation_margin).mean(dtype=mean.dtype)
+        if kind == "relu":  # outputs are >= 0: a unit sums to 0 only if it is 0 on every example
+            dead = 1 - torch.count_nonzero(unit_sums).to(mean.dtype) / units.shape[1]
+        return torch.stack([mean, std, saturated, dead])
+
+    def _updates_model(self, optimizer: torch.optim.Optimizer) -> bool:
+        groups = optimizer.param_groups
+        cached = self._optimizers.get(optimizer)
+        if cached is None or cached[0] != len(groups):  # a group added since: look again
+            hit = any(id(p) in self._model_params for group in groups for p in group["params"])
+            cached = self._optimizers[optimizer] = (len(groups), hit)
+        return cached[1]
+
+    @torch.no_grad()
+    def _before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self._in_step = self._updates_model(optimizer)
+        if not self._in_step:
+            return
+        weights = self._weights
+        grads = [w.grad if w.grad is not None else w.new_zeros(()) for w in weights]
+        if not self._record_ratios:
+            self._grad_rows.append(torch.stack(torch._foreach_norm(grads)))  # no host sync
+        else:
+            norms = torch.stack(torch._foreach_norm(grads + weights))  # one fused call
+            self._grad_rows.append(norms[: len(weights)])
+            self._weight_norms = norms[len(weights) :]
+            kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
+            if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
+                self._snapshot = [torch.empty_like(w) for w in weights]
+            torch._foreach_copy_(self._snapshot, weights)
+        if self._record_activations:
+            stats, self._pending_stats = self._pending_stats, {}
+            nan = torch.full_like(next(iter(stats.values())), math.nan) if stats else None
+            row = [stats.get(index, nan) for index in range(len(weights))]
+            self._activation_rows.append(torch.stack(row) if stats else None)
+        if self._record_histograms and self._steps % self.hist_every == 0:
+            self._record_histograms_now(grads)
+        self._steps += 1
+
+    @torch.no_grad()
+    def _after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self._in_step or not self._record_ratios:
+            return
+        self._in_step = False
+        missing = self._steps - 1 - len(self._ratio_rows)  # steps whose optimizer raised
+        self._ratio_rows.extend([None] * missing)
+        torch._foreach_sub_(self._snapshot, self._weights)  # snapshot := w_before - w_after
+        change = torch.stack(torch._foreach_norm(self._snapshot))
+        self._ratio_rows.append(change / self._weight_norms)
+
+    def _record_histograms_now(self, grads: list[Tensor]) -> None:
+        limits = torch.stack(torch._foreach_norm(grads, ord=math.inf)).tolist()  # one host sync
+        for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits)):
+            if weight.grad is not None:  # a layer without a gradient gets no histogram
+                self._histogram("grad", index, grad, -limit, limit)
+        outputs, self._pending_outputs = self._pending_outputs, {}
+        if outputs:
+            observed = [torch.stack(torch.aminmax(out.float())) for _, out in outputs.values()]
+            observed = torch.stack(observed).tolist()  # one host sync
+            for (index, (kind, out)), limits in zip(outputs.items(), observed):
+                self._histogram("activation", index, out, *_FIXED_RANGES.get(kind, limits))
+
+    def _histogram(self, kind: str, index: int, values: Tensor, low: float, high: float) -> None:
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return  # a layer with inf/NaN values gets no histogram; see first_nonfinite()
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        counts = torch.histc(values.float(), self.bins, low, high)
+        edges = np.linspace(low, high, self.bins + 1)
+        self._hists[kind].append((self._steps, index, edges, counts))
+
+    def _order(self) -> list[int]:
+        ran = set(self._first_run)  # layers that never ran keep registration order, at the end
+        return self._first_run + [i for i in range(len(self._layers)) if i not in ran]
+
+    def _table(self, rows: list, column: int | None = None) -> np.ndarray:
+        table = np.full((self._steps, len(self._layers)), np.nan)
+        present = [step for step, row in enumerate(rows[: self._steps]) if row is not None]
+        if present:
+            values = torch.stack([rows[step] for step in present]).double().cpu().numpy()
+            table[present] = values if column is None else values[..., column]
+        return table[:, self._order()]
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Layer names in forward order: "layer 1", ... for a course ``DeepMLP``, else
+        qualified module names (plus ``.weight_hh_l{k}`` for recurrent weights)."""
+        return [self._layers[i][0] for i in self._order()]
+
+    @property
+    def steps(self) -> int:
+        """Number of optimizer steps recorded so far."""
+        return self._steps
+
+    def grad_norms(self) -> np.ndarray:
+        """L2 norm of each layer's weight gradient, shape ``(steps, layers)``."""
+        return self._table(self._grad_rows)
+
+    def update_ratios(self) -> np.ndarray:
+        """``‖Δw‖ / ‖w‖`` of each step (``w`` before it), ``(steps, layers)``; NaN if off."""
+        return self._table(self._ratio_rows)
+
+    def activation_means(self) -> np.ndarray:
+        """Mean activation output per layer, ``(steps, layers)``; NaN where no activation ran."""
+        return self._table(self._activation_rows, _MEAN)
+
+    def activation_stds(self) -> np.ndarray:
+        """Standard deviation of activation outputs per layer, ``(steps, layers)``."""
+        return self._table(self._activation_rows, _STD)
+
+    def saturated_fractions(self) -> np.ndarray:
+        """Fraction of saturated outputs per layer, ``(steps, layers)``; NaN unless sigmoid/tanh."""
+        return self._table(self._activation_rows, _SATURATED)
+
+    def dead_fractions(self) -> np.ndarray:
+        """Fraction of units that are 0 on the whole batch, ``(steps, layers)``; NaN unless ReLU."""
+        return self._table(self._activation_rows, _DEAD)
+
+    def histograms(self, kind: str = "grad") -> list[Histogram]:
+        """Recorded histograms of ``kind`` ("grad" or "activation"), by step then forward order."""
+        if kind not in HISTOGRAM_KINDS:
+            raise ValueError(
+                f"unknown histogram kind {kind!r}; choose one of {list(HISTOGRAM_KINDS)}"
+            )
+        rank = {index: position for position, index in enumerate(self._order())}
+        records = sorted(self._hists[kind], key=lambda record: (record[0], rank[record[1]]))
+        return [
+            Histogram(step, self._layers[index][0], edges, counts.cpu().numpy().astype(np.int64))
+            for step, index, edges, counts in records
+        ]
+
+    def first_nonfinite(self) -> tuple[int, str] | None:
+        """``(step, layer)`` of the first inf/NaN gradient norm (the earliest layer in forward
+        order within that step), or ``None`` if every norm was finite."""
+        bad = ~np.isfinite(self.grad_norms())
+        if not bad.any():
+            return None
+        step = int(bad.any(axis=1).argmax())
+        return step, self.layer_names[int(bad[step].argmax())]
+
+    def close(self) -> None:
+        """Remove every hook this monitor registered; the recorded data stay queryable."""
+        _remove(self._handles)
+        self._handles.clear()
+        self._remove_global_hooks()
+        self._snapshot, self._scratch, self._pending_stats, self._pending_outputs = [], {}, {}, {}
+
+    def __enter__(self) -> GradientMonitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
