@@ -1,6 +1,8 @@
 """vgcourse: helpers for a notebook course on the vanishing gradient problem.
 
 One concept per module: ``activations``, ``models``, ``data``, ``training``, ``probes``,
+``monitor``, ``diagnosis``, ``plots``, ``experiments``, ``variance``, ``normalization``,
+``hidden_states``,
 ``doctor`` and ``cli``.
 """
 
