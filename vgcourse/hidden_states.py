@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.models import DeepMLP
+from vgcourse.probes import check_batch
 from vgcourse.training import task_loss
 
 
@@ -20,15 +21,9 @@ def _check(model: object, x: object, y: object = None, needs_y: bool = False) ->
         raise TypeError(f"model must be a vgcourse.models.DeepMLP (from deep_mlp), got {type(model).__name__}")
     if len(model) < 2:
         raise ValueError("model has no hidden layers (depth 1 is a linear model)")
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if len(x) == 0:
-        raise ValueError("x is an empty batch; pass at least one example")
-    if needs_y:
-        if not isinstance(y, Tensor):
-            raise TypeError(f"y must be a tensor, got {type(y).__name__}")
-        if len(y) != len(x):
-            raise ValueError(f"x and y hold different numbers of examples: {len(x)} and {len(y)}")
+    if needs_y and not isinstance(y, Tensor):
+        raise TypeError(f"y must be a tensor, got {type(y).__name__}")
+    check_batch(model, x, y)
 
 
 def _hidden_states(model: DeepMLP, x: Tensor) -> tuple[list[Tensor], Tensor]:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.models import layer_names, linear_layers
-from vgcourse.probes import ACTIVATION_MODULES
+from vgcourse.probes import ACTIVATION_MODULES, check_batch
 
 MODES = ("train", "eval")
 WHERE = ("activation", "linear")
@@ -27,12 +27,7 @@ _NORMS = (nn.modules.batchnorm._BatchNorm,)
 
 
 def _check(model: object, x: object, mode: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if len(x) == 0:
-        raise ValueError("x is an empty batch; pass at least one example")
+    check_batch(model, x)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
 

@@ -26,7 +26,8 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 """The module classes that count as activations, and the course's name for each."""
 
 
-def _check_batch(model: nn.Module, x: Tensor, y: Tensor | None = None) -> None:
+def check_batch(model: object, x: object, y: object = None) -> None:
+    """Raise a clear error unless ``model`` is a module and ``x`` (and ``y``) a non-empty batch."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, Tensor):
@@ -47,7 +48,7 @@ def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
     (cross-entropy for integer targets, MSE otherwise). The model's ``.grad`` fields are left
     as they were.
     """
-    _check_batch(model, x, y)
+    check_batch(model, x, y)
     layers = linear_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear layers to measure")
@@ -66,7 +67,7 @@ def activation_outputs(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tens
         a list of ``(label, activation name, output)``; for a course MLP the labels are
         "layer 1", "layer 2", ...; otherwise the module's qualified name.
     """
-    _check_batch(model, x)
+    check_batch(model, x)
     labels = {module: name for name, module in model.named_modules()}
     readable = dict(zip(linear_layers(model), layer_names(model)))
     for module in model.modules():  # a course layer's activation takes its layer's label
