@@ -39,3 +39,9 @@ def test_run_trains_and_monitors_with_the_setups_budget():
     assert all(not m._forward_hooks for m in result.model.modules())
     again = run(Setup(depth=3, width=16, epochs=2, batch_size=50, activation="tanh"), data)
     assert again.history.step_loss == result.history.step_loss  # seeded
+
+
+def test_run_passes_after_backward_to_the_training_loop():
+    seen = []
+    run(Setup(depth=2, width=4, epochs=1, batch_size=100), spirals(n=200), after_backward=lambda m, s: seen.append(s))
+    assert seen == [0, 1]

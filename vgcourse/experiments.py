@@ -8,7 +8,7 @@ depth, budget and seed, so any difference comes from that one change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -70,12 +70,18 @@ def build_model(setup: Setup, data: Split) -> DeepMLP:
     return deep_mlp(data.n_features, data.n_classes, **options)
 
 
-def run(setup: Setup = BASELINE, data: Split | None = None, **monitor_options: Any) -> Run:
+def run(
+    setup: Setup = BASELINE,
+    data: Split | None = None,
+    after_backward: Callable[[nn.Module, int], None] | None = None,
+    **monitor_options: Any,
+) -> Run:
     """Build, train and monitor the model ``setup`` describes.
 
     Args:
         setup: the network and budget; default the failing ``BASELINE``.
         data: default ``digits(seed=setup.seed)``.
+        after_backward: passed to :func:`~vgcourse.training.train` (e.g. a gradient clipper).
         **monitor_options: passed to :class:`~vgcourse.monitor.GradientMonitor`
             (default ``hist_every=140``: six histograms over the 840 steps of the baseline).
     """
@@ -83,7 +89,8 @@ def run(setup: Setup = BASELINE, data: Split | None = None, **monitor_options: A
     model = build_model(setup, data)
     monitor_options.setdefault("hist_every", 140)
     with GradientMonitor(model, **monitor_options) as monitor:
-        history = train(model, data, progress=False, **{name: getattr(setup, name) for name in _TRAIN_FIELDS})
+        options = {name: getattr(setup, name) for name in _TRAIN_FIELDS}
+        history = train(model, data, progress=False, after_backward=after_backward, **options)
     return Run(setup, model, history, monitor)
 
 
