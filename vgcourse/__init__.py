@@ -2,7 +2,7 @@
 
 One concept per module: ``activations``, ``models``, ``data``, ``training``, ``probes``,
 ``monitor``, ``diagnosis``, ``plots``, ``experiments``, ``variance``, ``normalization``,
-``hidden_states``, ``recurrence``, ``clipping``, ``doctor`` and ``cli``.
+``hidden_states``, ``recurrence``, ``clipping``, ``mystery``, ``doctor`` and ``cli``.
 """
 
 __version__ = "0.1.0"
