@@ -56,17 +56,8 @@ def layer_values_figure(
 ) -> Figure:
     """One line per entry of ``values`` against layer number 1..L (log scale by default)."""
     _check_series(values, "values")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, series in values.items():
-        ax.plot(np.arange(1, len(series) + 1), np.asarray(series, dtype=float), marker="o", markersize=3, label=label)
-    if log:
-        ax.set_yscale("log")
-    ax.set(xlabel="layer (1 = next to the input)", ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    lines = {label: (np.arange(1, len(series) + 1), series) for label, series in values.items()}
+    return _lines_figure(lines, "layer (1 = next to the input)", ylabel, title, log, markersize=3)
 
 
 def curves_figure(
@@ -82,9 +73,20 @@ def curves_figure(
     for label, values in curves.items():
         if len(values) != len(x):
             raise ValueError(f"curves[{label!r}] has {len(values)} values but x has {len(x)}")
+    return _lines_figure({label: (x, values) for label, values in curves.items()}, xlabel, ylabel, title, log)
+
+
+def _lines_figure(
+    lines: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log: bool,
+    markersize: float | None = None,
+) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, values in curves.items():
-        ax.plot(x, np.asarray(values, dtype=float), marker="o", label=label)
+    for label, (x, y) in lines.items():
+        ax.plot(x, np.asarray(y, dtype=float), marker="o", markersize=markersize, label=label)
     if log:
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
