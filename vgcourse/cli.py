@@ -1,11 +1,23 @@
-"""The ``vgcourse`` command: ``vgcourse doctor`` checks the environment."""
+"""The ``vgcourse`` command: ``doctor``, ``release``, ``grade`` and ``build``.
+
+Each sub-command lives in its own module, which provides ``add_arguments(parser)`` and
+``run_command(args) -> int``; this file only wires them together.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import Sequence
 
 from vgcourse.doctor import environment_checks, format_report
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "release": ("vgcourse.release", "write exercises/ from solutions/ (never overwrites a learner's changes)"),
+    "grade": ("vgcourse.grading.batch", "grade exercise submissions, each in a fresh kernel, into a CSV"),
+    "build": ("vgcourse.build", "execute the course and write a browsable HTML copy"),
+}
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -20,6 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check that everything the course needs is installed")
     doctor.set_defaults(run=_doctor)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if not module_name.startswith(str(missing.name)):
+                raise
+            continue  # not written yet
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run_command)
     return parser
 
 

@@ -1,0 +1,31 @@
+"""The one piece of grading that runs inside a submission's kernel.
+
+The batch grader writes a question's cases to a file and asks the kernel to run
+:func:`answer_cases`, which only calls the learner's answer and saves the raw outputs.
+Whether they are right is decided back in the grader's process (:func:`~vgcourse.grading.question.score`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vgcourse.grading.question import call_outputs
+from vgcourse.grading.registry import get_question
+
+MISSING = "missing"
+
+
+def answer_cases(question_id: str, namespace: dict[str, Any], cases_path: str, outputs_path: str) -> None:
+    """Run the answer to ``question_id`` found in ``namespace`` on the saved cases; save its outputs.
+
+    Saves ``{"outputs": [...]}``, or ``{"missing": name}`` when the notebook never defined the answer.
+    """
+    question = get_question(question_id)
+    cases = torch.load(cases_path, weights_only=True)
+    if question.answer_name not in namespace:
+        result: dict[str, Any] = {MISSING: question.answer_name}
+    else:
+        result = {"outputs": call_outputs(question, namespace[question.answer_name], cases)}
+    torch.save(result, outputs_path)

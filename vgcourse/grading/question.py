@@ -1,0 +1,202 @@
+"""One graded question: randomized cases, the learner's call, a reference, and a comparison.
+
+The same :class:`Question` serves both places an answer is tested:
+
+* ``check()`` in the learner's notebook runs everything in the learner's process;
+* the batch grader (:mod:`vgcourse.grading.batch`) sends the cases to the learner's kernel,
+  which only runs ``call`` and returns the raw outputs; the reference and the comparison run in
+  the grader's own process, so nothing the submission does to its kernel can change a score.
+
+Cases and outputs cross between processes with ``torch.save`` / ``torch.load(weights_only=True)``,
+so they must be built from tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+QUESTION_ID = re.compile(r"^ex(\d\d)\.[a-z][a-z0-9_]*$")
+"""Question ids look like ``ex03.hook``: the exercise number, a dot and a snake_case name."""
+
+Case = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Question:
+    """A graded question.
+
+    Attributes:
+        id: stable id, e.g. ``"ex01.sigmoid_derivative"`` (also in the answer cell's metadata).
+        points: points for a fully correct answer (all cases pass; otherwise 0).
+        answer_name: the name the learner's answer is defined under in the notebook.
+        task: one line saying what to write.
+        hint: shown when the answer is wrong.
+        cases: ``cases(generator) -> list[Case]``: fresh randomized inputs for one check.
+        call: ``call(answer, case) -> output``: runs the learner's answer on one case and turns
+            the result into plain data. It runs where the learner's code runs.
+        expected: ``expected(case) -> reference output``, computed in the checking process.
+        compare: ``compare(got, expected, case) -> None | str``: ``None`` when ``got`` is right,
+            otherwise what is wrong, for the learner.
+    """
+
+    id: str
+    points: int
+    answer_name: str
+    task: str
+    hint: str
+    cases: Callable[[torch.Generator], list[Case]]
+    call: Callable[[Any, Case], Any]
+    expected: Callable[[Case], Any]
+    compare: Callable[[Any, Any, Case], str | None]
+
+    def __post_init__(self) -> None:
+        if not QUESTION_ID.match(self.id):
+            raise ValueError(f"question id {self.id!r} must look like 'ex01.snake_name'")
+        if not isinstance(self.points, int) or self.points < 1:
+            raise ValueError(f"points of {self.id} must be a positive integer, got {self.points!r}")
+
+    @property
+    def assignment(self) -> str:
+        """The two-digit exercise number, e.g. ``"01"``."""
+        return self.id[2:4]
+
+
+# ---- running the learner's answer (in the learner's process or kernel) -------------------------
+
+NOT_ANSWERED = "not answered yet"
+
+
+def call_outputs(question: Question, answer: Any, cases: list[Case]) -> list[dict[str, Any]]:
+    """Run ``answer`` on every case; each entry is ``{"ok": output}`` or ``{"error": text}``.
+
+    Exceptions from the learner's code are caught and described, never raised.
+    """
+    outputs: list[dict[str, Any]] = []
+    for case in cases:
+        try:
+            outputs.append({"ok": _plain(question.call(answer, copy.deepcopy(case)))})
+        except NotImplementedError:
+            outputs.append({"error": NOT_ANSWERED})
+        except Exception as error:  # the learner's code may raise anything
+            outputs.append({"error": f"{type(error).__name__}: {error}"})
+    return outputs
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tensors detached, on the CPU and stripped of subclasses."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu().as_subclass(Tensor).clone()
+    if isinstance(value, (list, tuple)):  # named tuples and list subclasses become plain lists
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    raise TypeError(f"the answer returned a {type(value).__name__}, which the checker cannot read")
+
+
+# ---- scoring (in the checking process) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one question: points earned and a message for the learner."""
+
+    question_id: str
+    points: int
+    max_points: int
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.points == self.max_points
+
+
+def score(question: Question, cases: list[Case], outputs: Any) -> Result:
+    """Compare the learner's ``outputs`` with the reference on ``cases`` and award the points.
+
+    ``outputs`` comes from :func:`call_outputs`, possibly via another process, so its shape is
+    checked before it is trusted.
+    """
+    def fail(why: str) -> Result:
+        return Result(question.id, 0, question.points, f"✗ {question.id}: {why}\n  Hint: {question.hint}")
+
+    if not isinstance(outputs, list) or len(outputs) != len(cases):
+        return fail("the answer's results could not be read")
+    for case, output in zip(cases, outputs):
+        if not isinstance(output, dict) or len(output) != 1 or not ({"ok", "error"} & set(output)):
+            return fail("the answer's results could not be read")
+        if "error" in output:
+            error = str(output["error"])
+            if error == NOT_ANSWERED:
+                return Result(question.id, 0, question.points,
+                              f"✗ {question.id}: not answered yet — replace `raise NotImplementedError` "
+                              f"in `{question.answer_name}` with your code. Task: {question.task}")
+            return fail(f"{error}\n  on {describe_case(case)}")
+        try:
+            problem = question.compare(output["ok"], question.expected(copy.deepcopy(case)), case)
+        except Exception as error:  # a malformed answer must not crash the comparison
+            problem = f"the result could not be compared ({type(error).__name__}: {error})"
+        if problem is not None:
+            return fail(f"{problem}\n  on {describe_case(case)}")
+    return Result(question.id, question.points, question.points,
+                  f"✓ {question.id}: passed {len(cases)} randomized tests ({question.points}/{question.points} points)")
+
+
+def describe_case(case: Case, width: int = 4) -> str:
+    """A short description of a case's inputs for messages: small values in full, tensors abridged."""
+    parts = []
+    for name, value in case.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, Tensor):
+            flat = value.detach().flatten()[:width].tolist()
+            shown = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in flat)
+            more = ", …" if value.numel() > width else ""
+            parts.append(f"{name}=tensor of shape {tuple(value.shape)} [{shown}{more}]")
+        else:
+            parts.append(f"{name}={value!r}")
+    return ", ".join(parts) if parts else "the test input"
+
+
+# ---- comparisons ------------------------------------------------------------------------------
+
+
+def close_tensors(got: Any, expected: Tensor, rtol: float = 1e-5, atol: float = 1e-7) -> str | None:
+    """``None`` if ``got`` is a tensor of ``expected``'s shape and values (within tolerance)."""
+    if not isinstance(got, Tensor):
+        return f"expected a tensor, got {type(got).__name__}"
+    if tuple(got.shape) != tuple(expected.shape):
+        return f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+    got = got.to(expected.dtype)
+    if not torch.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
+        diff = (got - expected).abs()
+        diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
+        where = int(diff.flatten().argmax())
+        return (f"values differ: at flat index {where} expected {float(expected.flatten()[where]):.6g}, "
+                f"got {float(got.flatten()[where]):.6g}")
+    return None
+
+
+def close_numbers(got: Any, expected: float, rtol: float = 1e-5, atol: float = 1e-8) -> str | None:
+    """``None`` if ``got`` is a real number within tolerance of ``expected``."""
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        return f"expected a number, got {type(got).__name__}"
+    if not abs(got - expected) <= atol + rtol * abs(expected):
+        return f"expected {expected:.6g}, got {got:.6g}"
+    return None
+
+
+def equal_values(got: Any, expected: Any) -> str | None:
+    """``None`` if ``got == expected`` (for ints, strings, booleans)."""
+    if type(got) is not type(expected) or got != expected:
+        return f"expected {expected!r}, got {got!r}"
+    return None
