@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import Sequence
 
 from vgcourse.doctor import environment_checks, format_report
@@ -26,26 +27,28 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per course tool."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per course tool.
+
+    Only ``command``'s module is imported (its options are needed); the others are listed by
+    name and help, so ``vgcourse release`` does not pay for importing torch.
+    """
     parser = argparse.ArgumentParser(prog="vgcourse", description="Tools for the vanishing-gradient course.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = commands.add_parser("doctor", help="check that everything the course needs is installed")
     doctor.set_defaults(run=_doctor)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if not module_name.startswith(str(missing.name)):
-                raise
-            continue  # not written yet
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run_command)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     return args.run(args)
