@@ -7,8 +7,9 @@ In an exercise notebook::
 
 Modules: ``question`` (what a question is and how answers are scored), ``cases`` (random
 inputs), ``ex01`` … ``ex10`` (the questions of each exercise), ``registry`` (all of them by id),
-``check`` (feedback in the notebook), ``kernel`` (the part that runs in a submission's kernel)
-and ``batch`` (``vgcourse grade``).
+``check`` (feedback in the notebook), ``kernel`` (the part that runs in a submission's kernel),
+``runner`` (one fresh, limited kernel), ``submission`` (grading one notebook) and ``batch``
+(``vgcourse grade``: many notebooks, the CSV and the feedback).
 """
 
 from vgcourse.grading.check import check, run_question

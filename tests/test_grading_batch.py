@@ -1,0 +1,273 @@
+"""The batch grader: one batch of good, untouched, damaged, crashing and malformed submissions,
+the CSV and feedback written from it, and the parts that need no kernel.
+
+Kernel limits (timeouts, memory, stuck kernels) are in test_grading_batch_limits.py; cheating,
+the overall deadline and the command line in test_grading_batch_cheating.py.
+"""
+
+import csv
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from fixtures.grading_submissions import IDS, SOLUTION, alive, answer_index, solution, untouched, write
+
+from vgcourse.grading import submission
+from vgcourse.grading.batch import (
+    SubmissionGrade, feedback_paths, grade_submissions, student_names, summary_line, write_feedback, write_scores,
+)
+from vgcourse.grading.question import Question, Result, equal_values
+from vgcourse.grading.submission import (
+    MalformedSubmission, grade_submission, normalize_assignment, read_submission, student_name,
+    submission_assignment,
+)
+
+MALFORMED = {
+    "erin": ("", "the file is empty"),
+    "frank": ('{"cells": [', "not valid JSON"),
+    "grace": ("[1, 2, 3]", "JSON but not a notebook"),
+    "heidi": ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "x"}]}',
+              "not a valid notebook"),
+}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """Eight submissions graded in ONE call; a dying kernel comes first, the good one later."""
+    folder = tmp_path_factory.mktemp("submissions")
+    pid_file = tmp_path_factory.mktemp("pids") / "child.pid"
+    dying = solution()
+    dying.cells[answer_index(dying, IDS[1])].source += (
+        "\nimport os, subprocess\n"
+        "child = subprocess.Popen(['sleep', '300'])  # outlives the kernel unless the grader kills it\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "os._exit(1)\n")
+    paths = [write(dying, folder, "dave")]
+    for student, (text, _) in MALFORMED.items():
+        paths.append(folder / f"{student}.ipynb")
+        paths[-1].write_text(text)
+    deleted = solution()
+    del deleted.cells[answer_index(deleted, IDS[1])]
+    paths += [write(solution(), folder, "alice"), write(untouched(), folder, "bob"), write(deleted, folder, "carol")]
+    before = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*") if path.is_file()}
+    grades = grade_submissions(paths, cell_timeout=10, timeout=120, progress=False)
+    child = int(pid_file.read_text())
+    after = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*") if path.is_file()}
+    return grades, before, after, child
+
+
+@pytest.fixture(scope="module")
+def by_student(batch):
+    return {grade.student: grade for grade in batch[0]}
+
+
+def test_every_submission_gets_its_row_in_order(batch):
+    grades = batch[0]
+    assert [g.student for g in grades] == ["dave", *MALFORMED, "alice", "bob", "carol"]
+    assert [g.status for g in grades] == ["kernel died"] + ["malformed"] * 4 + ["ok", "ok", "errors"]
+
+
+def test_submissions_are_not_modified_and_nothing_is_written_next_to_them(batch):
+    _, before, after, _ = batch
+    assert after == before
+
+
+def test_solution_scores_full_marks(by_student):
+    alice = by_student["alice"]
+    assert (alice.total, alice.max_points, alice.status, alice.error) == (6, 6, "ok", "")
+    assert [r.question_id for r in alice.results] == list(IDS)
+    assert all(r.passed and r.message.startswith("✓") for r in alice.results)
+    assert alice.assignment == "01" and alice.problems == []
+
+
+def test_untouched_exercise_scores_zero_without_crashing(by_student):
+    bob = by_student["bob"]
+    assert (bob.total, bob.max_points, bob.status) == (0, 6, "ok")
+    assert all("not answered yet" in r.message for r in bob.results)
+
+
+def test_a_deleted_answer_cell_costs_only_its_question(by_student):
+    carol = by_student["carol"]
+    assert [r.points for r in carol.results] == [2, 0, 2]
+    assert "`tanh_derivative` is not defined in the notebook" in carol.results[1].message
+    # its check cell, left in place, now fails: that is reported, and graded nothing
+    assert carol.status == "errors" and "NameError" in carol.error and carol.error.startswith("cell ")
+
+
+def test_a_dying_kernel_costs_that_submission_and_the_batch_goes_on(by_student):
+    dave = by_student["dave"]
+    assert (dave.total, dave.max_points) == (0, 6)
+    assert "kernel died" in dave.error and "cell 7" in dave.error  # the tanh answer cell
+    assert all("not graded" in r.message for r in dave.results)
+    assert by_student["alice"].total == 6  # graded after it
+
+
+def test_processes_left_by_a_dead_kernel_are_killed(batch):
+    assert not alive(batch[3])
+
+
+@pytest.mark.parametrize("student", list(MALFORMED))
+def test_malformed_files_are_reported_not_run(by_student, student):
+    grade = by_student[student]
+    assert grade.status == "malformed" and MALFORMED[student][1] in grade.error
+    assert (grade.results, grade.total, grade.max_points, grade.assignment) == ([], 0, 0, None)
+    assert grade.seconds < 2  # no kernel was started
+
+
+def test_csv_has_one_column_per_question_and_one_row_per_submission(batch, tmp_path):
+    path = write_scores(batch[0], tmp_path / "out" / "scores.csv")
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["student", *IDS, "total", "max", "status", "error"]
+    table = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert list(table) == ["dave", *MALFORMED, "alice", "bob", "carol"]
+    assert table["alice"] == {"student": "alice", IDS[0]: "2", IDS[1]: "2", IDS[2]: "2",
+                              "total": "6", "max": "6", "status": "ok", "error": ""}
+    assert [table["carol"][q] for q in IDS] == ["2", "0", "2"] and table["carol"]["status"] == "errors"
+    assert table["erin"][IDS[0]] == "" and table["erin"]["max"] == "0"
+    assert table["erin"]["error"] == "the file is empty"
+
+
+def test_feedback_file_per_student(batch, tmp_path):
+    paths = write_feedback(batch[0], tmp_path / "feedback")
+    assert [p.name for p in paths] == [f"{g.student}.txt" for g in batch[0]]
+    alice = (tmp_path / "feedback" / "alice.txt").read_text(encoding="utf-8")
+    assert "Score: 6 / 6 points" in alice and "Status: ok" in alice
+    assert alice.count("✓ ex01.") == 3
+    carol = (tmp_path / "feedback" / "carol.txt").read_text(encoding="utf-8")
+    assert "✗ ex01.tanh_derivative: `tanh_derivative` is not defined" in carol and "NameError" in carol
+    assert "Status: kernel died" in (tmp_path / "feedback" / "dave.txt").read_text(encoding="utf-8")
+
+
+def test_existing_reports_are_never_overwritten_silently(batch, tmp_path):
+    grades = batch[0]
+    csv_path = write_scores(grades, tmp_path / "scores.csv")
+    csv_path.write_text("the instructor's edits")
+    with pytest.raises(FileExistsError, match="already exists.*--overwrite"):
+        write_scores(grades, csv_path)
+    assert csv_path.read_text() == "the instructor's edits"
+    write_scores(grades, csv_path, overwrite=True)
+    assert csv_path.read_text().startswith("student,")
+
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "bob.txt").write_text("notes")
+    with pytest.raises(FileExistsError, match="bob.txt"):
+        write_feedback(grades, folder)
+    assert [p.name for p in folder.iterdir()] == ["bob.txt"]  # nothing written at all
+    write_feedback(grades, folder, overwrite=True)
+    assert "Score: 0 / 6" in (folder / "bob.txt").read_text(encoding="utf-8")
+
+
+def test_summary_line(batch):
+    line = summary_line(batch[0], "scores.csv")
+    assert line == ("Graded 8 submissions (exercise 01): 2 ok, 1 errors, 1 kernel died, 4 malformed; "
+                    "mean 1.25 / 6 points → scores.csv")
+
+
+# ---- parts that need no kernel ---------------------------------------------------------------
+
+
+def test_student_names():
+    assert student_name("submissions/alice/01_derivative_bounds.ipynb") == "alice"
+    assert student_name("submissions/alice.ipynb") == "alice"
+    assert student_name("submissions/bob_01_derivative_bounds.ipynb") == "bob_01_derivative_bounds"
+    assert student_names(["a/alice.ipynb", "b/alice.ipynb", "c/alice/01_x.ipynb"]) == ["alice", "alice-2", "alice-3"]
+
+
+def test_feedback_file_names_are_safe_and_unique(tmp_path):
+    names = [p.name for p in feedback_paths(["../../evil", "Alice", "alice", "a b"], tmp_path)]
+    assert names == ["evil.txt", "Alice.txt", "alice-2.txt", "a_b.txt"]
+    assert all(p.parent == tmp_path for p in feedback_paths(["../../evil"], tmp_path))
+
+
+def test_which_exercise(tmp_path):
+    nb = solution()
+    assert submission_assignment(nb, "x/whatever.ipynb") == "01"  # metadata
+    del nb.metadata["vgcourse"]
+    assert submission_assignment(nb, "x/01_mine.ipynb") == "01"  # file name
+    assert submission_assignment(nb, "x/alice.ipynb") == "01"  # question ids in the cells
+    for cell in nb.cells:
+        cell.metadata.pop("vgcourse", None)
+    with pytest.raises(MalformedSubmission, match="pass --assignment"):
+        submission_assignment(nb, "x/alice.ipynb")
+    nb.metadata["vgcourse"] = {"assignment": "99"}
+    with pytest.raises(MalformedSubmission, match="exercise '99'"):
+        submission_assignment(nb, "x/alice.ipynb")
+    assert normalize_assignment("1") == normalize_assignment("ex01") == normalize_assignment(1) == "01"
+    with pytest.raises(ValueError, match="unknown exercise '99'; choose one of"):
+        normalize_assignment("99")
+
+
+def test_unrecognisable_exercise_is_malformed(tmp_path):
+    nb = solution()
+    del nb.metadata["vgcourse"]
+    for cell in nb.cells:
+        cell.metadata.pop("vgcourse", None)
+    path = write(nb, tmp_path, "zoe").rename(tmp_path / "zoe.ipynb")
+    grade = grade_submission(path)
+    assert grade.status == "malformed" and "cannot tell which exercise this is; pass --assignment" in grade.error
+
+
+def test_with_assignment_a_malformed_file_still_lists_the_questions(tmp_path):
+    path = tmp_path / "yann.ipynb"
+    path.write_text("")
+    grade = grade_submission(path, assignment="01")
+    assert (grade.status, grade.total, grade.max_points) == ("malformed", 0, 6)
+    assert all("not graded (malformed)" in r.message for r in grade.results)
+
+
+def test_read_submission_accepts_the_solution_and_rejects_binary(tmp_path):
+    assert len(read_submission(SOLUTION).cells) > 5
+    path = tmp_path / "x.ipynb"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(MalformedSubmission, match="not UTF-8"):
+        read_submission(path)
+
+
+def test_arguments_are_checked_before_anything_runs(tmp_path):
+    good = write(solution(), tmp_path, "alice")
+    (tmp_path / "notes.txt").write_text("x")
+    for paths, message in (([tmp_path / "nope.ipynb"], "does not exist"), ([tmp_path / "notes.txt"], "not a notebook"),
+                           ([tmp_path], "is a folder"), ([], "no submissions")):
+        with pytest.raises(ValueError, match=message):
+            grade_submissions(paths, progress=False)
+    for limits, message in (({"cell_timeout": 0}, "cell_timeout must be a positive number of seconds, got 0"),
+                            ({"timeout": -1}, "timeout must be"), ({"memory_limit_mb": "4G"}, "memory_limit_mb"),
+                            ({"assignment": "42"}, "unknown exercise")):
+        with pytest.raises(ValueError, match=message):
+            grade_submissions([good], progress=False, **limits)
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas(tmp_path):
+    grade = SubmissionGrade("=cmd|' /C calc'!A0", "01", Path("x.ipynb"),
+                            [Result(IDS[0], 0, 2, "✗")], status="errors", error="cell 2: =HYPERLINK(\"http://x\")\nmore")
+    path = write_scores([grade], tmp_path / "scores.csv")
+    row = list(csv.reader(path.open(newline="", encoding="utf-8")))[1]
+    assert row[0].startswith("'=") and row[-1] == "cell 2: =HYPERLINK(\"http://x\") more"
+
+
+def test_results_from_the_kernel_are_checked_then_scored_here(tmp_path, monkeypatch):
+    def compare(got, want, case):
+        print("  measured in the grader")
+        return equal_values(got, want)
+
+    question = Question(id="ex01.double", points=3, answer_name="double", task="return 2 * n", hint="n + n",
+                        cases=lambda generator: [{"n": 1}, {"n": 5}], call=lambda answer, case: answer(case["n"]),
+                        expected=lambda case: 2 * case["n"], compare=compare)
+    cases = question.cases(None)
+    path = tmp_path / "outputs.pt"
+    assert "sent no results back" in submission._score_outputs(question, cases, path).message
+    for data, message in (({"missing": "double"}, "`double` is not defined in the notebook. Task: return 2 * n"),
+                          ({"outputs": [{"ok": 2}], "points": 3}, "could not be read"),
+                          ({"outputs": [{"ok": 2}]}, "could not be read"),  # one output for two cases
+                          ({"outputs": [{"ok": 2}, {"ok": 11}]}, "expected 10, got 11")):
+        torch.save(data, path)
+        result = submission._score_outputs(question, cases, path)
+        assert result.points == 0 and message in result.message
+    torch.save({"outputs": [{"ok": 2}, {"ok": 10}]}, path)
+    result = submission._score_outputs(question, cases, path)
+    assert result.points == 3 and result.message.endswith("\n  measured in the grader")
+    monkeypatch.setattr(submission, "MAX_RESULTS_BYTES", 10)
+    assert "too large" in submission._score_outputs(question, cases, path).message

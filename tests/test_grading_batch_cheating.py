@@ -1,0 +1,128 @@
+"""The batch grader cannot be talked into points, stops at the overall deadline, and its
+command line (``vgcourse grade``) writes the report, prints the summary and refuses to overwrite."""
+
+import csv
+
+import pytest
+from fixtures.grading_submissions import IDS, answer_index, code, solution, write
+
+from vgcourse.cli import main
+from vgcourse.grading.submission import grade_submission
+
+CHEAT = """\
+import torch
+import vgcourse.grading.check
+import vgcourse.grading.kernel
+import vgcourse.grading.question
+from vgcourse.grading.question import Result
+
+
+def check(question_id, answer=None):  # every check cell now prints a pass
+    print(f"✓ {question_id}: passed 4 randomized tests (2/2 points)")
+
+
+def full_marks(question, *args, **kwargs):
+    return Result(question.id if hasattr(question, "id") else str(question), 100, 100, "✓ full marks")
+
+
+class Payload:  # runs a command in whoever unpickles it
+    def __reduce__(self):
+        import os
+        return os.system, ("touch " + MARKER,)
+
+
+def fake_answer_cases(question_id, namespace, cases_path, outputs_path):
+    count = len(torch.load(cases_path, weights_only=True))
+    if question_id == "ex01.sigmoid_derivative":  # a well-formed reply with made-up values
+        torch.save({"outputs": [{"ok": torch.zeros(3)}] * count}, outputs_path)
+    elif question_id == "ex01.tanh_derivative":  # junk
+        torch.save({"outputs": [{"ok": "✓"}] * 1000, "points": 100}, outputs_path)
+    else:  # an object that would run code if the grader unpickled it
+        torch.save({"outputs": Payload()}, outputs_path)
+
+
+vgcourse.grading.question.score = full_marks
+vgcourse.grading.check.run_question = full_marks
+vgcourse.grading.kernel.answer_cases = fake_answer_cases
+"""
+
+
+def test_a_submission_cannot_grade_itself(tmp_path):
+    marker = tmp_path / "unpickled"
+    nb = solution()
+    nb.cells.insert(2, code(f"MARKER = {str(marker)!r}\n" + CHEAT))
+    for qid, wrong in zip(IDS, ("sigmoid_derivative = lambda x: x * 0",
+                                "tanh_derivative = lambda x: x",
+                                "input_for_derivative = lambda d: 0.0")):
+        cell = nb.cells[answer_index(nb, qid)]
+        cell.source = wrong
+        cell.metadata["vgcourse"]["points"] = 100  # the grader's registry decides, not the notebook
+    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=120)
+    assert (grade.status, grade.total, grade.max_points) == ("ok", 0, 6)
+    assert [r.points for r in grade.results] == [0, 0, 0]
+    assert "values differ" in grade.results[0].message or "shape" in grade.results[0].message
+    assert "could not be read" in grade.results[1].message
+    assert "could not be read (UnpicklingError)" in grade.results[2].message
+    assert not marker.exists()  # the grader never ran the payload
+
+
+def test_the_overall_deadline_stops_a_slow_submission(tmp_path):
+    nb = solution()
+    nb.cells[answer_index(nb, IDS[1])].source += "\nimport time\ntime.sleep(1000)\n"
+    grade = grade_submission(write(nb, tmp_path, "sloth"), cell_timeout=60, timeout=8)
+    assert grade.status == "overall timeout" and "the 8 s time limit for the whole notebook ran out" in grade.error
+    assert grade.total == 0 and all("not graded" in r.message for r in grade.results)
+    assert grade.seconds < 30
+
+
+def test_grade_command_writes_the_report_and_prints_a_summary(tmp_path, capsys):
+    good = write(solution(), tmp_path / "submissions", "alice")
+    empty = tmp_path / "submissions" / "bob.ipynb"
+    empty.write_text("")
+    out = tmp_path / "scores.csv"
+    assert main(["grade", str(good), str(empty), "--out", str(out), "--cell-timeout", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert f"Graded 2 submissions (exercise 01): 1 ok, 1 malformed; mean 3 / 6 points → {out}" in printed
+    with out.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["student"], r["total"], r["max"], r["status"]) for r in rows] == [("alice", "6", "6", "ok"),
+                                                                                ("bob", "0", "0", "malformed")]
+    feedback = tmp_path / "scores-feedback"
+    assert sorted(p.name for p in feedback.iterdir()) == ["alice.txt", "bob.txt"]
+    assert str(feedback) in printed
+
+    # a second run must not replace the instructor's files ...
+    before = out.read_bytes()
+    assert main(["grade", str(empty), "--out", str(out)]) == 2
+    assert "already exist" in capsys.readouterr().err and out.read_bytes() == before
+    # ... unless asked to
+    assert main(["grade", str(empty), "--out", str(out), "--overwrite", "--assignment", "1"]) == 0
+    assert "1 malformed; mean 0 / 6 points" in capsys.readouterr().out
+
+
+def test_grade_command_usage_errors(tmp_path, capsys):
+    good = write(solution(), tmp_path, "alice")
+    out = str(tmp_path / "scores.csv")
+    for argv, message in (([str(tmp_path / "missing.ipynb")], "does not exist"),
+                          ([str(tmp_path)], "is a folder"),
+                          ([str(good), "--feedback", str(good)], "is a file, not a folder")):
+        assert main(["grade", *argv, "--out", out]) == 2
+        assert message in capsys.readouterr().err
+    for argv, message in ((["--cell-timeout", "0"], "must be a positive number of seconds, got '0'"),
+                          (["--memory-limit", "lots"], "must be a positive number of megabytes"),
+                          (["--assignment", "42"], "unknown exercise '42'"),
+                          ([], "required: --out")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["grade", str(good), *argv] + (["--out", out] if argv else []))
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_grade_help_documents_names_statuses_and_limits(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grade", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for words in ("alice/01_derivative_bounds.ipynb", "kernel died", "overall timeout", "malformed",
+                  "--memory-limit", "--overwrite", "container"):
+        assert words in text

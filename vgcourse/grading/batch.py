@@ -1,0 +1,295 @@
+"""``vgcourse grade``: grade many submissions into a CSV and a feedback file per student.
+
+Each submission is graded by :func:`~vgcourse.grading.submission.grade_submission` in its own
+fresh kernel, so one broken notebook costs only its own points. This module runs the batch,
+writes the report and provides the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from vgcourse.grading.registry import QUESTIONS
+from vgcourse.grading.submission import (
+    STATUSES, SubmissionGrade, check_limits, grade_submission, normalize_assignment, student_name,
+)
+
+__all__ = ["STATUSES", "SubmissionGrade", "add_arguments", "check_submission_paths", "feedback_paths", "feedback_text",
+           "grade_submission", "grade_submissions", "run_command", "student_names", "summary_line",
+           "write_feedback", "write_scores"]
+
+CSV_FORMULA_START = ("=", "+", "-", "@")
+
+
+def check_submission_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """``paths`` as Paths, duplicates dropped; ValueError for none, a missing file, a folder or a non-.ipynb."""
+    checked: list[Path] = []
+    seen: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; pass the notebooks in it, e.g. {path}/*/01_*.ipynb")
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist")
+        if path.suffix != ".ipynb":
+            raise ValueError(f"{path} is not a notebook; submissions are .ipynb files")
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            checked.append(path)
+    if not checked:
+        raise ValueError("no submissions given")
+    return checked
+
+
+def student_names(paths: Sequence[str | Path]) -> list[str]:
+    """:func:`student_name` of each path, made unique with ``-2``, ``-3``… in the order given."""
+    names: list[str] = []
+    for path in paths:
+        base = name = student_name(path)
+        count = 1
+        while name in names:
+            count += 1
+            name = f"{base}-{count}"
+        names.append(name)
+    return names
+
+
+def grade_submissions(
+    paths: Iterable[str | Path],
+    *,
+    assignment: str | None = None,
+    cell_timeout: float = 60,
+    timeout: float = 600,
+    memory_limit_mb: int = 4096,
+    progress: bool = True,
+) -> list[SubmissionGrade]:
+    """Grade each notebook in ``paths`` in its own fresh kernel, one after another.
+
+    Arguments are checked before anything runs (ValueError naming the bad one); after that a
+    broken submission only affects its own grade. See :func:`grade_submission` for the limits.
+    ``progress`` shows a progress bar (``tqdm.auto``).
+    """
+    paths = check_submission_paths(paths)
+    check_limits(cell_timeout, timeout, memory_limit_mb)
+    assignment = None if assignment is None else normalize_assignment(assignment)
+    grades = []
+    with tqdm(total=len(paths), desc="Grading", unit="notebook", disable=not progress) as bar:
+        for path, student in zip(paths, student_names(paths)):
+            bar.set_postfix_str("".join(c if c.isprintable() else "?" for c in student))
+            grades.append(grade_submission(path, assignment=assignment, cell_timeout=cell_timeout,
+                                           timeout=timeout, memory_limit_mb=memory_limit_mb, student=student))
+            bar.update()
+    return grades
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+
+def _csv_text(text: str) -> str:
+    """One line, at most 300 characters, and never read as a formula by a spreadsheet."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return "'" + text if text.startswith(CSV_FORMULA_START) else text
+
+
+def write_scores(grades: Sequence[SubmissionGrade], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the CSV: ``student``, one column per question (course order), ``total``, ``max``,
+    ``status``, ``error``. A question outside a student's exercise is left empty.
+
+    Raises:
+        FileExistsError: if ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    present = {result.question_id for grade in grades for result in grade.results}
+    ids = [qid for qid in QUESTIONS if qid in present] + sorted(present - set(QUESTIONS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(["student", *ids, "total", "max", "status", "error"])
+            for grade in grades:
+                points = {result.question_id: result.points for result in grade.results}
+                writer.writerow([_csv_text(grade.student), *(points.get(qid, "") for qid in ids),
+                                 grade.total, grade.max_points, grade.status, _csv_text(grade.error)])
+    except FileExistsError:
+        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
+    return path
+
+
+def feedback_paths(grades: Sequence[SubmissionGrade] | Sequence[str], directory: str | Path) -> list[Path]:
+    """Where each student's feedback goes: ``directory/<student>.txt``, made safe and unique."""
+    paths: list[Path] = []
+    taken: set[str] = set()
+    for grade in grades:
+        student = grade if isinstance(grade, str) else grade.student
+        base = name = re.sub(r"[^\w.-]+", "_", student).strip("._") or "student"
+        count = 1
+        while name.lower() in taken:  # case-insensitive file systems
+            count += 1
+            name = f"{base}-{count}"
+        taken.add(name.lower())
+        paths.append(Path(directory) / f"{name}.txt")
+    return paths
+
+
+def feedback_text(grade: SubmissionGrade) -> str:
+    """The feedback for one student: score, status, each question's ✓/✗ message, the problems."""
+    exercise = f"exercise {grade.assignment}" if grade.assignment else "unknown exercise"
+    lines = [f"Feedback for {grade.student}: {exercise}", f"Submission: {grade.path}",
+             f"Score: {grade.total} / {grade.max_points} points",
+             f"Status: {grade.status}" + (f" — {grade.error}" if grade.error else ""),
+             f"  ({STATUSES[grade.status]})", ""]
+    lines += [result.message for result in grade.results] or ["No question could be graded."]
+    if grade.problems and grade.problems != [grade.error]:  # more than the status line says
+        lines += ["", "Problems while running the notebook:"] + [f"- {problem}" for problem in grade.problems]
+    tests = "" if grade.status == "malformed" else f"; random tests drawn with seed {grade.seed}"
+    lines += ["", f"Graded by `vgcourse grade` in {grade.seconds:.1f} s{tests}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_feedback(grades: Sequence[SubmissionGrade], directory: str | Path, *,
+                   overwrite: bool = False) -> list[Path]:
+    """Write :func:`feedback_text` for every grade to ``directory/<student>.txt``; the paths.
+
+    Raises:
+        FileExistsError: if any of those files exists and ``overwrite`` is false (nothing is written).
+    """
+    paths = feedback_paths(grades, directory)
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise FileExistsError(f"feedback already exists: {shown}; choose another --feedback or pass --overwrite")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for grade, path in zip(grades, paths):
+        with path.open("w" if overwrite else "x", encoding="utf-8") as file:
+            file.write(feedback_text(grade))
+    return paths
+
+
+def summary_line(grades: Sequence[SubmissionGrade], out: str | Path) -> str:
+    """``Graded 12 submissions (exercise 03): 10 ok, 1 timeout, 1 malformed; mean 7.5 / 10 points → scores.csv``."""
+    exercises = sorted({grade.assignment for grade in grades if grade.assignment})
+    which = (f" (exercise {exercises[0]})" if len(exercises) == 1 else
+             f" (exercises {', '.join(exercises)})" if exercises else "")
+    counts = Counter(grade.status for grade in grades)
+    statuses = ", ".join(f"{counts[status]} {status}" for status in STATUSES if counts[status])
+    total, possible = sum(g.total for g in grades), sum(g.max_points for g in grades)
+    if len(exercises) == 1:
+        mean = f"mean {total / len(grades):.3g} / {max(g.max_points for g in grades)} points"
+    else:
+        mean = f"{100 * total / possible:.0f}% of all points" if possible else "no points to grade"
+    noun = "submission" if len(grades) == 1 else "submissions"
+    return f"Graded {len(grades)} {noun}{which}: {statuses}; {mean} → {out}"
+
+
+# ---- the command line --------------------------------------------------------------------------
+
+_EPILOG = """\
+Each submission runs in its own fresh python3 kernel, in an empty temporary folder, on the CPU,
+with its memory capped; the submitted file is never modified. The questions, points, random tests and reference
+answers come from this installation of vgcourse, never from the submission: editing the check
+cells or patching vgcourse inside the notebook changes nothing.
+
+exercise:  --assignment if given, else the notebook's metadata, else an NN_ prefix of the file
+           name, else the question ids in its cells. A learner can edit the metadata, so pass
+           --assignment when grading one exercise.
+student:   the file name without .ipynb (submissions/alice.ipynb -> alice), or the folder's name
+           when the file keeps the handed-out name (submissions/alice/01_derivative_bounds.ipynb
+           -> alice). Repeated names get -2, -3, ...
+output:    the CSV (student, one column per question, total, max, status, error) and a
+           <student>.txt with each question's feedback. Existing files are never replaced
+           without --overwrite.
+
+status (the CSV's error column gives the reason):
+""" + "\n".join(textwrap.fill(meaning, 100, initial_indent=f"  {status:<16} ", subsequent_indent=" " * 19)
+                for status, meaning in STATUSES.items()) + """
+
+Exit status: 0 when every submission was graded (whatever its score or status), 1 if the grader
+itself failed on one ('grader error'), 2 for bad arguments or outputs that already exist.
+Submissions run with your permissions: use a container or a separate user for untrusted ones.
+"""
+
+
+def _positive(kind: type, unit: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {text!r}")
+        return value
+    return parse
+
+
+def _assignment(text: str) -> str:
+    try:
+        return normalize_assignment(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vgcourse grade``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    parser.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb", help="the notebooks to grade")
+    parser.add_argument("--out", required=True, type=Path, metavar="SCORES.csv", help="the CSV to write")
+    parser.add_argument("--feedback", type=Path, metavar="DIR",
+                        help="folder for one <student>.txt each (default: next to the CSV, e.g. scores-feedback/)")
+    parser.add_argument("--assignment", type=_assignment, metavar="NN", help="grade every submission as exercise NN")
+    parser.add_argument("--cell-timeout", type=_positive(float, "seconds"), default=60.0, metavar="SECONDS",
+                        help="time any one cell, or testing one answer, may take (default: 60)")
+    parser.add_argument("--timeout", type=_positive(float, "seconds"), default=600.0, metavar="SECONDS",
+                        help="time one whole submission may take, kernel start included (default: 600)")
+    parser.add_argument("--memory-limit", type=_positive(int, "megabytes"), default=4096, metavar="MB",
+                        help="memory a kernel may use beyond a fresh one with torch (Linux; default: 4096)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing CSV and feedback files")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Grade ``args.submissions``, write the CSV and feedback, print a summary; the exit status."""
+    feedback = args.feedback or args.out.with_name(args.out.stem + "-feedback")
+    try:
+        paths = check_submission_paths(args.submissions)
+        if args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a folder; give the CSV's file name")
+        if feedback.exists() and not feedback.is_dir():
+            raise ValueError(f"--feedback {feedback} is a file, not a folder")
+        existing = [args.out] if args.out.exists() else []
+        existing += [path for path in feedback_paths(student_names(paths), feedback) if path.exists()]
+        if existing and not args.overwrite:
+            shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+            raise ValueError(f"{shown} already exist{'s' if len(existing) == 1 else ''}; "
+                             "nothing was graded. Choose another --out/--feedback or pass --overwrite")
+    except ValueError as error:
+        print(f"vgcourse grade: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        grades = grade_submissions(paths, assignment=args.assignment, cell_timeout=args.cell_timeout,
+                                   timeout=args.timeout, memory_limit_mb=args.memory_limit)
+    except KeyboardInterrupt:
+        print("vgcourse grade: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    try:
+        write_scores(grades, args.out, overwrite=args.overwrite)
+        write_feedback(grades, feedback, overwrite=args.overwrite)
+    except FileExistsError as error:  # created by someone else while grading
+        print(f"vgcourse grade: error: {error}", file=sys.stderr)
+        return 2
+    print(summary_line(grades, args.out))
+    print(f"Feedback for each student: {feedback}{'/' if not str(feedback).endswith('/') else ''}")
+    failed = [grade.student for grade in grades if grade.status == "grader error"]
+    if failed:
+        print(f"vgcourse grade: the grader failed on {', '.join(failed)} (see the error column); "
+              "fix the cause and grade those again", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,242 @@
+"""A fresh, limited Jupyter kernel that runs one submission's cells for the batch grader.
+
+:class:`KernelSession` starts a ``python3`` kernel of this environment (via ``nbclient``) in a
+folder of the grader's choosing, caps its memory, and runs cells one at a time under a per-cell
+timeout and an overall deadline. Whatever a cell does — loop forever, raise, exhaust memory,
+kill its own process — the session reports it as a :class:`CellRun` instead of raising, so the
+caller can grade what is left and move on to the next submission.
+
+Nothing the kernel sends back is trusted: outputs are discarded (only the reply's status and
+error name are read), and messages over :data:`MAX_MESSAGE_BYTES` are refused by the sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import zmq
+import zmq.asyncio
+from jupyter_client import AsyncKernelManager
+from jupyter_client.asynchronous import AsyncKernelClient
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+KERNEL_NAME = "python3"
+"""The kernel every submission runs in, whatever kernel its metadata names."""
+
+INTERRUPT_GRACE = 10.0
+"""Seconds an interrupted cell gets to stop before the kernel counts as stuck."""
+
+MAX_MESSAGE_BYTES = 256 * 2**20
+"""Largest message accepted from a kernel; a bigger one (a gigantic print) breaks the connection."""
+
+_LOG = logging.getLogger("vgcourse.grading.runner")
+_LOG.addHandler(logging.NullHandler())
+_LOG.propagate = False  # nbclient logs every timeout and interrupt at ERROR level; the report says it better
+
+# Runs first in every kernel. torch and the grading code are imported before the cap is measured:
+# every exercise needs them, so the learner's --memory-limit megabytes are all theirs.
+_PREAMBLE = """\
+def _vgcourse_grader_setup(extra_mb):
+    import resource
+    import torch
+    import vgcourse.grading.kernel
+    try:
+        with open("/proc/self/status") as status:
+            size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return  # not Linux: no address-space cap
+    cap = (size_kb + extra_mb * 1024) * 1024
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+_vgcourse_grader_setup({extra_mb})
+del _vgcourse_grader_setup
+"""
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """How one cell ended.
+
+    ``outcome`` is one of:
+
+    * ``"ok"`` — it finished without an exception;
+    * ``"error"`` — it raised; ``error`` is ``"ExceptionName: message"``;
+    * ``"timeout"`` — it ran past the per-cell timeout and stopped when interrupted;
+    * ``"deadline"`` — the overall deadline ended it (or left no time to start it);
+    * ``"stuck"`` — it ran past its timeout and ignored the interrupt: the kernel is unusable;
+    * ``"lost"`` — the kernel's reply arrived but its output never finished (a message over
+      :data:`MAX_MESSAGE_BYTES`): the kernel is unusable;
+    * ``"dead"`` — the kernel process exited (``os._exit``, a crash, killed by the OS).
+    """
+
+    outcome: str
+    error: str = ""
+    seconds: float = 0.0
+
+
+class KernelStartError(RuntimeError):
+    """The kernel could not be started or prepared; not the submission's fault."""
+
+
+class _SizeLimitedClient(AsyncKernelClient):
+    def _context_default(self) -> zmq.asyncio.Context:
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # default for every socket it creates
+        return context
+
+
+class _GradingKernelManager(AsyncKernelManager):
+    """Connects with :class:`_SizeLimitedClient` and remembers whether nbclient interrupted a cell."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client_factory = _SizeLimitedClient
+        self.interrupted = False
+
+    async def interrupt_kernel(self) -> None:
+        self.interrupted = True  # nbclient interrupts only when a cell runs past its timeout
+        await super().interrupt_kernel()
+
+
+class _GradingClient(NotebookClient):
+    """A NotebookClient that keeps no outputs: a submission could print gigabytes."""
+
+    def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> None:
+        return None
+
+    def handle_comm_msg(self, outs: list, msg: dict[str, Any], cell_index: int) -> None:
+        return None
+
+
+class KernelSession:
+    """One fresh kernel for one submission; use as a context manager.
+
+    The kernel sees no GPU (``CUDA_VISIBLE_DEVICES=""``) and its stdout/stderr go nowhere.
+
+    Args:
+        folder: a fresh, empty directory for this session. The kernel runs in ``folder/work``
+            with its own IPython directory ``folder/ipython`` (no profile or startup files).
+        cell_timeout: seconds one cell may run before it is interrupted.
+        deadline: ``time.monotonic()`` value after which nothing more runs.
+        memory_limit_mb: address space the kernel may add after the grader's setup
+            (Linux only; elsewhere there is no cap).
+
+    Raises (on entering):
+        KernelStartError: if the kernel cannot be started or the setup cell fails.
+    """
+
+    def __init__(self, folder: Path, *, cell_timeout: float, deadline: float, memory_limit_mb: int) -> None:
+        self.folder = Path(folder)
+        self.cell_timeout = cell_timeout
+        self.deadline = deadline
+        self.memory_limit_mb = memory_limit_mb
+        self.broken: CellRun | None = None  # set once the kernel is stuck, lost or dead
+        self._nb = nbformat.v4.new_notebook()
+        self._reply: dict[str, Any] | None = None
+        self._client = _GradingClient(
+            self._nb, kernel_name=KERNEL_NAME, kernel_manager_class=_GradingKernelManager,
+            allow_errors=True, interrupt_on_timeout=True, raise_on_iopub_timeout=True,
+            iopub_timeout=math.ceil(INTERRUPT_GRACE), shutdown_kernel="immediate", log=_LOG,
+            error_on_timeout={"ename": "CellTimeout", "evalue": "", "traceback": []},  # don't wait for the reply
+            on_cell_executed=self._keep_reply,
+        )
+        self._setup = None
+        self._pgid: int | None = None
+
+    def _keep_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        self._reply = execute_reply
+
+    def __enter__(self) -> KernelSession:
+        work = self.folder / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        # No GPU: CUDA reserves far more address space than the memory cap allows, and the
+        # exercises are sized for a laptop CPU anyway.
+        env = {**os.environ, "IPYTHONDIR": str(self.folder / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
+        self._setup = self._client.setup_kernel(cwd=str(work), env=env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._setup.__enter__()
+        except Exception as error:
+            raise KernelStartError(f"the kernel did not start ({type(error).__name__}: {error})") from error
+        self._pgid = getattr(getattr(self._client.km, "provisioner", None), "pgid", None)
+        try:
+            setup = self.run(_PREAMBLE.format(extra_mb=int(self.memory_limit_mb)),
+                             timeout=max(self.deadline - time.monotonic(), 0.0), history=False)
+            if setup.outcome == "deadline":  # every later cell will report it
+                self.broken = CellRun("deadline", "the time limit ran out while the kernel was starting")
+            elif setup.outcome != "ok":
+                raise KernelStartError(f"the grader's setup cell failed: {setup.outcome} {setup.error}".strip())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if self._setup is not None:
+                self._setup.__exit__(None, None, None)  # kills the kernel's process group if it is alive
+        finally:
+            self._setup = None
+            if self._pgid is not None:  # the kernel may have died and left children behind
+                try:
+                    os.killpg(self._pgid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self._pgid = None
+
+    def run(self, source: str, *, timeout: float | None = None, history: bool = True) -> CellRun:
+        """Run ``source`` as one cell; how it ended, never an exception from the cell.
+
+        ``timeout`` defaults to the session's ``cell_timeout``; either way the overall deadline
+        can shorten it. Once the kernel is stuck, lost or dead, every later call returns that.
+        """
+        if self.broken is not None:
+            return self.broken
+        remaining = self.deadline - time.monotonic()
+        if remaining < 0.5:
+            return CellRun("deadline", "no time left")
+        limit = self.cell_timeout if timeout is None else timeout
+        budget = min(limit, remaining)
+        cell = nbformat.v4.new_code_cell(source)
+        self._nb.cells.append(cell)
+        self._client.timeout_func = lambda _cell: budget
+        self._reply = None
+        self._client.km.interrupted = False
+        started = time.monotonic()
+        try:
+            self._client.execute_cell(cell, len(self._nb.cells) - 1, store_history=history)
+        except DeadKernelError:
+            self.broken = CellRun("dead", "the kernel died", time.monotonic() - started)
+            return self.broken
+        except CellTimeoutError:  # after the reply, the output never finished
+            seconds = time.monotonic() - started
+            if self._client.km.interrupted:
+                self.broken = CellRun("stuck", f"ran longer than {budget:.3g} s and did not stop within "
+                                               f"{INTERRUPT_GRACE:g} s of being interrupted", seconds)
+            else:
+                self.broken = CellRun("lost", "the kernel's output stopped arriving (a single output "
+                                              f"over {MAX_MESSAGE_BYTES // 2**20} MB?)", seconds)
+            return self.broken
+        seconds = time.monotonic() - started
+        if self._client.km.interrupted:
+            if budget < limit:
+                return CellRun("deadline", f"stopped by the overall time limit after {budget:.3g} s", seconds)
+            return CellRun("timeout", f"ran longer than {budget:.3g} s and was interrupted", seconds)
+        content = (self._reply or {}).get("content", {})
+        if content.get("status") == "error":
+            name, value = str(content.get("ename") or "Error"), str(content.get("evalue") or "")
+            return CellRun("error", f"{name}: {value}" if value else name, seconds)
+        return CellRun("ok", "", seconds)
