@@ -1,0 +1,159 @@
+"""Exercise 07, residual connections: a residual block and its Jacobian I + ∂F/∂x."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vgcourse.grading.cases import random_dtype, random_int, random_tensor, tolerance
+from vgcourse.grading.question import Case, Question, close_tensors
+
+
+def _block_output(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
+    """x + tanh(W x + b) for a batch of row vectors x (or one vector)."""
+    return x + torch.tanh(x @ weight.T + bias)
+
+
+# ---- ex07.residual_block ----------------------------------------------------------------------
+
+
+def _block_case(generator: torch.Generator, width: int, scale: float, dtype: torch.dtype, zero: bool = False) -> Case:
+    shape = (random_int(generator, 1, 5), width)
+    weight = random_tensor(generator, (width, width), scale / width**0.5, dtype)
+    bias = random_tensor(generator, (width,), scale / 2, dtype)
+    if zero:
+        weight, bias = torch.zeros_like(weight), torch.zeros_like(bias)
+    x = random_tensor(generator, shape, 1.0, dtype)
+    return {"width": width, "weight": weight, "bias": bias, "x": x, "zero": zero}
+
+
+def _block_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        # first, so that a missing identity path gets its own message: with zero weight and bias
+        # the branch is tanh(0) = 0 and only the identity path is left
+        _block_case(generator, random_int(generator, 2, 8), 1.0, random_dtype(generator), zero=True),
+        _block_case(generator, 1, 1.0, torch.float64),
+        _block_case(generator, random_int(generator, 2, 8), 1.0, torch.float32),
+        _block_case(generator, random_int(generator, 2, 8), 6.0, random_dtype(generator)),  # saturated tanh
+    ]
+
+
+def _block_call(answer: Any, case: Case) -> dict[str, Any]:
+    width, dtype = case["width"], case["x"].dtype
+    with torch.random.fork_rng(devices=[]):  # the block's own random init must not touch the notebook's RNG
+        block = answer(width)
+    if not isinstance(block, nn.Module):
+        raise TypeError(f"ResidualBlock({width}) should be an nn.Module, got {type(block).__name__}")
+    linear = getattr(block, "linear", None)
+    if not isinstance(linear, nn.Linear) or tuple(linear.weight.shape) != (width, width) or linear.bias is None:
+        raise TypeError(f"ResidualBlock({width}) needs an attribute self.linear = nn.Linear({width}, {width})")
+    block = block.to(dtype)
+    with torch.no_grad():
+        block.linear.weight.copy_(case["weight"])
+        block.linear.bias.copy_(case["bias"])
+    x = case["x"].clone().requires_grad_(True)
+    output = block(x)
+    if not isinstance(output, Tensor):
+        raise TypeError(f"forward should return a tensor, got {type(output).__name__}")
+    grad = torch.autograd.grad(output.sum(), x, allow_unused=True)[0] if output.requires_grad else None
+    return {"output": output, "grad": grad}
+
+
+def _block_expected(case: Case) -> dict[str, Tensor]:
+    x = case["x"].double().requires_grad_(True)
+    output = _block_output(case["weight"].double(), case["bias"].double(), x)
+    (grad,) = torch.autograd.grad(output.sum(), x)
+    dtype = case["x"].dtype
+    return {"output": output.detach().to(dtype), "grad": grad.to(dtype)}
+
+
+def _block_compare(got: Any, expected: dict[str, Tensor], case: Case) -> str | None:
+    if not isinstance(got, dict) or set(got) != {"output", "grad"}:
+        return "the block's results could not be read"
+    tol = tolerance(expected["output"].dtype)
+    if case["zero"]:  # with W = 0 and b = 0 the block is exactly the identity
+        problem = close_tensors(got["output"], expected["output"], rtol=0, atol=0)
+        if problem is not None:
+            return (f"block(x): {problem} — with zero weight and bias the branch tanh(linear(x)) is 0, "
+                    "so the block must return x itself: is the identity path x + … there?")
+        tol = {"rtol": 0.0, "atol": 0.0}
+    problem = close_tensors(got["output"], expected["output"], **tol)
+    if problem is not None:
+        return f"block(x): {problem}"
+    if got["grad"] is None:
+        return "the output does not depend on x through autograd (was it detached?)"
+    problem = close_tensors(got["grad"], expected["grad"], **tol)
+    if problem is not None:
+        return f"gradient of block(x).sum() with respect to x: {problem}"
+    return None
+
+
+# ---- ex07.residual_jacobian -------------------------------------------------------------------
+
+
+def _jacobian_case(generator: torch.Generator, d: int, scale: float, dtype: torch.dtype) -> Case:
+    return {
+        "weight": random_tensor(generator, (d, d), scale / d**0.5, dtype),
+        "bias": random_tensor(generator, (d,), 0.5, dtype),
+        "x": random_tensor(generator, (d,), 1.0, dtype),
+    }
+
+
+def _jacobian_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        _jacobian_case(generator, 1, 1.0, torch.float64),
+        _jacobian_case(generator, random_int(generator, 2, 6), 1.0, torch.float64),
+        _jacobian_case(generator, random_int(generator, 2, 6), 2.0, torch.float32),
+        _jacobian_case(generator, random_int(generator, 2, 6), 0.3, random_dtype(generator)),
+        _jacobian_case(generator, random_int(generator, 2, 6), 10.0, random_dtype(generator)),  # saturated: ≈ I
+    ]
+
+
+def _jacobian_expected(case: Case) -> Tensor:
+    weight, bias = case["weight"].double(), case["bias"].double()
+    jacobian = torch.autograd.functional.jacobian(lambda x: _block_output(weight, bias, x), case["x"].double())
+    return jacobian.to(case["x"].dtype)
+
+
+def _jacobian_compare(got: Any, expected: Tensor, case: Case) -> str | None:
+    tol = tolerance(expected.dtype)
+    problem = close_tensors(got, expected, **tol)
+    if problem is not None and isinstance(got, Tensor) and got.shape == expected.shape:
+        if close_tensors(got, expected.T, **tol) is None:
+            return (f"{problem} — your matrix is the transpose of the Jacobian: row i must hold the "
+                    "derivatives of output i")
+        identity = torch.eye(len(expected), dtype=expected.dtype)
+        if close_tensors(got, expected - identity, **tol) is None:
+            return f"{problem} — your matrix is ∂F/∂x alone: the identity path adds I"
+    return problem
+
+
+QUESTIONS = (
+    Question(
+        id="ex07.residual_block",
+        points=3,
+        answer_name="ResidualBlock",
+        task="write nn.Module ResidualBlock(width) with self.linear = nn.Linear(width, width) "
+             "and forward x + tanh(linear(x))",
+        hint="In __init__: super().__init__() then self.linear = nn.Linear(width, width). "
+             "forward(self, x) returns x + torch.tanh(self.linear(x)): the input itself plus the branch.",
+        cases=_block_cases,
+        call=_block_call,
+        expected=_block_expected,
+        compare=_block_compare,
+    ),
+    Question(
+        id="ex07.residual_jacobian",
+        points=2,
+        answer_name="residual_jacobian",
+        task="return the d×d Jacobian of x ↦ x + tanh(W x + b) at one vector x, in closed form",
+        hint="With z = W x + b, ∂/∂x_j of x_i + tanh(z_i) is δ_ij + (1 − tanh²(z_i)) W_ij: "
+             "torch.eye(d) + (1 - torch.tanh(z) ** 2)[:, None] * W.",
+        cases=_jacobian_cases,
+        call=lambda answer, case: answer(case["weight"], case["bias"], case["x"]),
+        expected=_jacobian_expected,
+        compare=_jacobian_compare,
+    ),
+)

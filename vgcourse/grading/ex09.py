@@ -1,0 +1,191 @@
+"""Exercise 09, gradient clipping: clip by total norm and clip by value, in place, like torch.nn.utils."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor, tolerance
+from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
+
+
+def _parameter_case(
+    generator: torch.Generator, count: int, none: bool, dtype: torch.dtype, total: float = 1.0
+) -> Case:
+    """``count`` parameters of random shapes; one without a gradient when ``none``.
+
+    The gradients are scaled so that their total L2 norm is ``total``. The tensors live under
+    ``_``-prefixed keys so that messages show the shapes, not the values.
+    """
+    shapes = [random_shape(generator, max_dims=2, max_size=5) for _ in range(count)]
+    grads: list[Tensor | None] = [random_tensor(generator, shape) for shape in shapes]
+    if none:
+        grads[random_int(generator, 0, count - 1)] = None
+    scale = total / _total_norm(grads)
+    grads = [None if g is None else (g * scale).to(dtype) for g in grads]
+    return {
+        "shapes": [list(shape) for shape in shapes],
+        "has_grad": [g is not None for g in grads],
+        "_params": [random_tensor(generator, shape, 1.0, dtype) for shape in shapes],
+        "_grads": grads,
+    }
+
+
+def _parameters(case: Case) -> list[nn.Parameter]:
+    params = [nn.Parameter(value.clone()) for value in case["_params"]]
+    for param, grad in zip(params, case["_grads"]):
+        param.grad = None if grad is None else grad.clone()
+    return params
+
+
+def _grads(params: list[nn.Parameter]) -> list[Tensor | None]:
+    return [None if p.grad is None else p.grad.detach().clone() for p in params]
+
+
+def _compare_grads(got: Any, expected: list[Tensor | None], rtol: float, atol: float) -> str | None:
+    if not isinstance(got, list) or len(got) != len(expected):
+        return "the gradients could not be read after the call"
+    for index, (value, want) in enumerate(zip(got, expected)):
+        if want is None:
+            if value is not None:
+                return f"parameter {index} had no gradient (.grad is None): skip it and leave .grad None"
+            continue
+        if value is None:
+            return f"parameter {index}'s .grad became None"
+        problem = close_tensors(value, want, rtol=rtol, atol=atol)
+        if problem is not None:
+            return f"gradient of parameter {index} after clipping: {problem}"
+    return None
+
+
+def _total_norm(grads: list[Tensor | None]) -> float:
+    return math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads if g is not None))
+
+
+# ---- ex09.clip_by_norm ------------------------------------------------------------------------
+
+
+def _norm_case(generator: torch.Generator, count: int, none: bool, dtype: torch.dtype, clipped: bool) -> Case:
+    case = _parameter_case(generator, count, none, dtype, random_float(generator, 0.5, 50.0))
+    factor = random_float(generator, 0.1, 0.8) if clipped else random_float(generator, 1.1, 3.0)
+    case["max_norm"] = factor * _total_norm(case["_grads"])
+    return case
+
+
+def _norm_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        _norm_case(generator, 1, False, torch.float64, clipped=True),  # a single parameter
+        _norm_case(generator, random_int(generator, 3, 4), True, torch.float32, clipped=True),
+        _norm_case(generator, random_int(generator, 2, 4), False, random_dtype(generator), clipped=True),
+        _norm_case(generator, random_int(generator, 2, 4), True, random_dtype(generator), clipped=False),  # below
+    ]
+
+
+def _norm_call(answer: Any, case: Case) -> dict[str, Any]:
+    params = _parameters(case)
+    returned = answer(params, case["max_norm"])
+    return {"grads": _grads(params), "norm": returned}
+
+
+def _norm_expected(case: Case) -> dict[str, Any]:
+    dtype = case["_params"][0].dtype
+    in_float64 = {**case, "_params": [p.double() for p in case["_params"]],
+                  "_grads": [None if g is None else g.double() for g in case["_grads"]]}
+    params = _parameters(in_float64)
+    norm = torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], case["max_norm"])
+    return {"grads": [None if g is None else g.to(dtype) for g in _grads(params)], "norm": float(norm)}
+
+
+def _norm_compare(got: Any, expected: dict[str, Any], case: Case) -> str | None:
+    if not isinstance(got, dict) or set(got) != {"grads", "norm"}:
+        return "the results could not be read"
+    # The total norms here are at least 0.5, so torch's +1e-6 in max_norm / (norm + 1e-6)
+    # changes the result by at most 2e-6 relative: answers with or without it both pass.
+    dtype = case["_params"][0].dtype
+    rtol, atol = (1e-4, 1e-6) if dtype == torch.float32 else (1e-5, 1e-9)
+    problem = _compare_grads(got["grads"], expected["grads"], rtol, atol)
+    if problem is not None:
+        if isinstance(got["grads"], list) and all(isinstance(g, Tensor) or g is None for g in got["grads"]):
+            after = _total_norm(got["grads"])
+            if after > case["max_norm"] * (1 + rtol):
+                problem += (f" — after your clipping the total norm of all gradients is {after:.4g}, above "
+                            f"max_norm = {case['max_norm']:.4g}: scale every gradient by one common factor")
+        return problem
+    problem = close_numbers(got["norm"], expected["norm"], rtol=rtol, atol=atol)
+    if problem is not None:
+        if close_numbers(got["norm"], min(expected["norm"], case["max_norm"]), rtol=rtol, atol=atol) is None:
+            return f"returned norm: {problem} — that is the norm after clipping; return the total norm before"
+        return f"returned norm: {problem} (the total L2 norm of all gradients, before clipping)"
+    return None
+
+
+# ---- ex09.clip_by_value -----------------------------------------------------------------------
+
+
+def _value_case(generator: torch.Generator, count: int, none: bool, dtype: torch.dtype, clipped: bool) -> Case:
+    case = _parameter_case(generator, count, none, dtype, random_float(generator, 0.5, 20.0))
+    largest = max(float(g.abs().max()) for g in case["_grads"] if g is not None)
+    # clipped: the threshold cuts the largest entries but not all of them
+    case["clip_value"] = largest * (random_float(generator, 0.2, 0.7) if clipped else random_float(generator, 1.1, 2.0))
+    return case
+
+
+def _value_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        _value_case(generator, 1, False, torch.float64, clipped=True),
+        _value_case(generator, random_int(generator, 3, 4), True, torch.float32, clipped=True),
+        _value_case(generator, random_int(generator, 2, 4), False, random_dtype(generator), clipped=True),
+        _value_case(generator, random_int(generator, 2, 4), True, random_dtype(generator), clipped=False),
+    ]
+
+
+def _value_call(answer: Any, case: Case) -> list[Tensor | None]:
+    params = _parameters(case)
+    answer(params, case["clip_value"])
+    return _grads(params)
+
+
+def _value_expected(case: Case) -> list[Tensor | None]:
+    params = _parameters(case)
+    torch.nn.utils.clip_grad_value_([p for p in params if p.grad is not None], case["clip_value"])
+    return _grads(params)
+
+
+def _value_compare(got: Any, expected: list[Tensor | None], case: Case) -> str | None:
+    dtype = case["_params"][0].dtype
+    problem = _compare_grads(got, expected, **tolerance(dtype))
+    if problem is not None and isinstance(got, list) and all(isinstance(g, Tensor) or g is None for g in got):
+        largest = max((float(g.abs().max()) for g in got if g is not None and g.numel()), default=0.0)
+        if largest > case["clip_value"] * (1 + 1e-6):
+            problem += f" — an entry of size {largest:.4g} is left, above clip_value = {case['clip_value']:.4g}"
+    return problem
+
+
+QUESTIONS = (
+    Question(
+        id="ex09.clip_by_norm",
+        points=3,
+        answer_name="clip_by_norm_",
+        task="rescale all parameters' .grad in place so their total L2 norm is at most max_norm; return the norm before",
+        hint="total = √(Σ over parameters of ‖p.grad‖²), skipping p.grad is None. If total > max_norm, multiply "
+             "every gradient by the same factor max_norm / total (p.grad.mul_(...)). Return total either way.",
+        cases=_norm_cases,
+        call=_norm_call,
+        expected=_norm_expected,
+        compare=_norm_compare,
+    ),
+    Question(
+        id="ex09.clip_by_value",
+        points=2,
+        answer_name="clip_by_value_",
+        task="cap every entry of every parameter's .grad at ±clip_value, in place",
+        hint="For each parameter whose .grad is not None: p.grad.clamp_(-clip_value, clip_value).",
+        cases=_value_cases,
+        call=_value_call,
+        expected=_value_expected,
+        compare=_value_compare,
+    ),
+)

@@ -1,0 +1,184 @@
+"""Exercise 10, capstone: name what is wrong with a network, then fix the failing baseline on a budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from vgcourse.activations import ACTIVATIONS
+from vgcourse.data import digits
+from vgcourse.experiments import BASELINE, Setup, build_model
+from vgcourse.grading.cases import random_int
+from vgcourse.grading.question import Case, Question, equal_values
+from vgcourse.models import INITS, DeepMLP, deep_mlp
+from vgcourse.training import OPTIMIZERS, TrainingDiverged, train
+
+# ---- ex10.diagnose ----------------------------------------------------------------------------
+
+PROBLEMS = ("vanishing", "exploding", "dead", "healthy")
+"""The answers ``diagnose_model`` may give."""
+
+# problem -> ways to build an untrained digits classifier that has it, with the depths allowed:
+# (activation, init, weight_scale, hidden bias or None, lowest depth, highest depth)
+RECIPES: dict[str, tuple[tuple[str, str, float, float | None, int, int], ...]] = {
+    "vanishing": (("sigmoid", "default", 1.0, None, 10, 14),),
+    "exploding": (("relu", "he", 4.0, None, 8, 10),),
+    "dead": (("relu", "he", 1.0, -10.0, 6, 9),),
+    # healthy in several guises, so that "sigmoid means vanishing" or "ReLU means trouble" fails
+    "healthy": (("tanh", "xavier", 1.0, None, 3, 6), ("relu", "he", 1.0, None, 3, 6),
+                ("sigmoid", "default", 1.0, None, 2, 3)),
+}
+WIDTH = 64
+
+
+def _diagnose_case(generator: torch.Generator, problem: str) -> Case:
+    recipes = RECIPES[problem]
+    activation, init, weight_scale, bias, low, high = recipes[random_int(generator, 0, len(recipes) - 1)]
+    return {
+        "problem": problem,
+        "depth": random_int(generator, low, high),
+        "activation": activation,
+        "init": init,
+        "weight_scale": weight_scale,
+        "hidden_bias": bias,
+        "seed": random_int(generator, 0, 10**6),
+        "data_seed": random_int(generator, 0, 99),
+    }
+
+
+def _diagnose_cases(generator: torch.Generator) -> list[Case]:
+    order = torch.randperm(len(PROBLEMS), generator=generator).tolist()
+    return [_diagnose_case(generator, PROBLEMS[i]) for i in order]
+
+
+def build_case_model(case: Case) -> DeepMLP:
+    """The untrained digits classifier a ``ex10.diagnose`` case describes."""
+    model = deep_mlp(64, 10, case["depth"], WIDTH, activation=case["activation"], init=case["init"],
+                     weight_scale=case["weight_scale"], seed=case["seed"])
+    if case["hidden_bias"] is not None:
+        with torch.no_grad():
+            for layer in list(model)[:-1]:
+                layer.linear.bias.fill_(case["hidden_bias"])
+    return model
+
+
+def _diagnose_call(answer: Any, case: Case) -> Any:
+    return answer(build_case_model(case), digits(seed=case["data_seed"]))
+
+
+def _diagnose_compare(got: Any, expected: str, case: Case) -> str | None:
+    if got not in PROBLEMS:
+        return f"diagnose_model must return one of {list(PROBLEMS)}, got {got!r}"
+    return equal_values(got, expected)
+
+
+# ---- ex10.fix ---------------------------------------------------------------------------------
+
+DEPTH = BASELINE.depth
+MAX_WIDTH = 64
+MAX_EPOCHS = 5
+MIN_BATCH_SIZE = 16  # with epochs, bounds the number of steps: the budget is in steps, not just epochs
+MIN_ACCURACY = 0.85
+
+
+def _fix_cases(generator: torch.Generator) -> list[Case]:
+    return [{"seed": random_int(generator, 0, 10**6)}]
+
+
+def _fix_call(answer: Any, case: Case) -> dict[str, Any]:
+    setup = answer()
+    if not isinstance(setup, Setup):
+        raise TypeError(f"fixed_setup() must return a vgcourse.experiments.Setup, got {type(setup).__name__}")
+    return dataclasses.asdict(setup)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
+
+
+def rule_violations(fields: Any) -> list[str]:
+    """What is wrong with the ``Setup`` fields ``fields`` under the exercise's rules (empty if nothing)."""
+    names = [f.name for f in dataclasses.fields(Setup)]
+    if not isinstance(fields, dict) or sorted(fields) != sorted(names):
+        return ["the answer is not a Setup"]
+    problems = []
+    if fields["depth"] != DEPTH or not _is_int(fields["depth"]):
+        problems.append(f"depth must stay {DEPTH}, got {fields['depth']!r}")
+    if not _is_int(fields["width"]) or not 1 <= fields["width"] <= MAX_WIDTH:
+        problems.append(f"width must be an integer from 1 to {MAX_WIDTH}, got {fields['width']!r}")
+    if not _is_int(fields["epochs"]) or not 1 <= fields["epochs"] <= MAX_EPOCHS:
+        problems.append(f"epochs must be an integer from 1 to {MAX_EPOCHS} (the budget), got {fields['epochs']!r}")
+    if not _is_int(fields["batch_size"]) or fields["batch_size"] < MIN_BATCH_SIZE:
+        problems.append(f"batch_size must be an integer of at least {MIN_BATCH_SIZE} (the budget), "
+                        f"got {fields['batch_size']!r}")
+    for name, allowed in (("activation", sorted(ACTIVATIONS)), ("init", list(INITS)), ("optimizer", list(OPTIMIZERS))):
+        if fields[name] not in allowed:
+            problems.append(f"unknown {name} {fields[name]!r} (choose one of {allowed})")
+    for name in ("batch_norm", "residual"):
+        if not isinstance(fields[name], bool):
+            problems.append(f"{name} must be True or False, got {fields[name]!r}")
+    for name in ("lr", "weight_scale"):
+        if not _is_positive(fields[name]):
+            problems.append(f"{name} must be a positive finite number, got {fields[name]!r}")
+    return problems
+
+
+def trained_accuracy(fields: dict[str, Any], seed: int) -> float:
+    """Test accuracy on ``digits(seed=seed)`` after training the set-up ``fields`` with seed ``seed``."""
+    setup = Setup(**fields).changed(seed=seed)
+    data = digits(seed=seed)
+    history = train(build_model(setup, data), data, epochs=setup.epochs, lr=setup.lr, batch_size=setup.batch_size,
+                    optimizer=setup.optimizer, seed=seed, progress=False)
+    return history.test_accuracy[-1]
+
+
+def _fix_compare(got: Any, expected: float, case: Case) -> str | None:
+    problems = rule_violations(got)
+    if problems:
+        return "the set-up breaks the rules: " + "; ".join(problems)
+    try:
+        accuracy = trained_accuracy(got, case["seed"])
+    except TrainingDiverged as error:
+        return f"training diverged: {error}"
+    result = (f"test accuracy {accuracy:.1%} after {got['epochs']} epoch(s) "
+              f"(seed {case['seed']}; needs at least {expected:.0%})")
+    if accuracy < expected:
+        return result
+    print(f"  ex10.fix: {result}")  # the pass line cannot carry it, so show the accuracy here
+    return None
+
+
+QUESTIONS = (
+    Question(
+        id="ex10.diagnose",
+        points=3,
+        answer_name="diagnose_model",
+        task=f"return one of {list(PROBLEMS)} for an untrained digits classifier (model, data)",
+        hint="Attach a GradientMonitor, run a short training (say one epoch, lr 1e-3, catching TrainingDiverged), "
+             "then map diagnose(monitor).verdict to an answer: 'nonfinite' is an explosion too.",
+        cases=_diagnose_cases,
+        call=_diagnose_call,
+        expected=lambda case: case["problem"],
+        compare=_diagnose_compare,
+    ),
+    Question(
+        id="ex10.fix",
+        points=4,
+        answer_name="fixed_setup",
+        task=f"return a Setup with depth {DEPTH}, width ≤ {MAX_WIDTH}, epochs ≤ {MAX_EPOCHS}, batch_size ≥ "
+             f"{MIN_BATCH_SIZE} that reaches {MIN_ACCURACY:.0%} test accuracy on the digits",
+        hint="Fix the product of per-layer factors (an activation with its matching initialization, normalization "
+             "or skips), then make 5 epochs count: the optimizer and learning rate matter as much.",
+        cases=_fix_cases,
+        call=_fix_call,
+        expected=lambda case: MIN_ACCURACY,
+        compare=_fix_compare,
+    ),
+)
