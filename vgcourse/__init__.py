@@ -1,7 +1,7 @@
 """vgcourse: helpers for a notebook course on the vanishing gradient problem.
 
 One concept per module: ``activations``, ``models``, ``data``, ``training``, ``probes``,
-``monitor``, ``diagnosis``, ``plots``, ``experiments``, ``variance``, ``normalization``,
+``monitor``, ``diagnosis``, ``plots``, ``widgets``, ``experiments``, ``variance``, ``normalization``,
 ``hidden_states``, ``recurrence``, ``clipping``, ``mystery``, ``doctor`` and ``cli``.
 """
 
