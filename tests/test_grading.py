@@ -173,3 +173,17 @@ def test_each_solution_holds_exactly_its_exercises_questions_with_the_registrys_
 
 def test_every_exercise_with_questions_has_a_solution_notebook():
     assert {p.name[:2] for p in SOLUTIONS} == set(ASSIGNMENTS)
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_the_points_stated_in_the_prose_are_the_registrys(path):
+    questions = assignment_questions(path.name[:2])
+    markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+    assert re.search(rf"\*\*{sum(q.points for q in questions)} points\*\*", markdown[0]), "total in the title cell"
+    headings = [int(n) for text in markdown[1:] for n in re.findall(r"^##.*\((\d+) points?\)", text, re.M)]
+    assert headings == [q.points for q in questions]
+    notebook = nbformat.read(REPO / "notebooks" / path.name, as_version=4)
+    practice = [c.source for c in notebook.cells if "**Practice:**" in c.source]
+    assert len(practice) == 1, "the content notebook links its exercise once"
+    assert f"({sum(q.points for q in questions)} points," in practice[0]
+    assert f"../exercises/{path.name}" in practice[0] and f"../solutions/{path.name}" in practice[0]
