@@ -1,22 +1,29 @@
-"""Every exercise in exercises/, untouched, runs top to bottom in the grader and scores 0."""
+"""Every exercise, untouched, runs top to bottom in the grader and scores 0.
+
+The exercises are generated from solutions/ into a temporary folder, as `vgcourse release` would
+write them, so a learner's answers in exercises/ don't affect this test; test_release.py checks
+that the committed exercises/ are exactly these notebooks.
+"""
 
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from vgcourse.grading import ASSIGNMENTS
 from vgcourse.grading.batch import grade_submissions
+from vgcourse.release import make_exercise
 
-EXERCISES = sorted((Path(__file__).resolve().parents[1] / "exercises").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((Path(__file__).resolve().parents[1] / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def grades():
-    return {grade.assignment: grade for grade in grade_submissions(EXERCISES, cell_timeout=120, progress=False)}
-
-
-def test_there_is_an_exercise_for_every_assignment():
-    assert [path.name[:2] for path in EXERCISES] == list(ASSIGNMENTS)
+def grades(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exercises")
+    for solution in SOLUTIONS:
+        nbformat.write(make_exercise(nbformat.read(solution, as_version=4), str(solution)), folder / solution.name)
+    paths = sorted(folder.glob("*.ipynb"))
+    return {grade.assignment: grade for grade in grade_submissions(paths, cell_timeout=120, progress=False)}
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -294,7 +295,9 @@ def test_release_check_writes_nothing_and_lists_what_is_out_of_date(course):
     release(solutions, exercises)
     assert release(solutions, exercises, check=True).out_of_date == []
     learner_edits(exercises / "02_depth.ipynb")
+    assert release(solutions, exercises, check=True).out_of_date == []  # edits of the current release
     change_solution(solutions)
+    write(solution("02", question="ex02.f", extra=[new_markdown_cell("A new hint.")]), solutions / "02_depth.ipynb")
     before = tree(exercises)
     report = release(solutions, exercises, check=True)
     assert report.updated == [exercises / "01_derivatives.ipynb"] and report.skipped == [exercises / "02_depth.ipynb"]
@@ -391,6 +394,39 @@ def assert_exercises_match(solutions, exercises):
 
 def test_exercises_match_solutions():
     assert_exercises_match(REPO / "solutions", REPO / "exercises")
+
+
+def _locally_modified(path):
+    """True when git says ``path`` differs from the last commit (a learner working in a clone)."""
+    result = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(path)], cwd=REPO, capture_output=True)
+    return result.returncode == 1
+
+
+@pytest.mark.parametrize("solution", sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_committed_exercises_are_exactly_what_release_generates(solution):
+    """Nobody hand-edits exercises/: the committed file is byte-for-byte the generated notebook's cells."""
+    exercise = REPO / "exercises" / solution.name
+    if _locally_modified(exercise):
+        pytest.skip(f"{exercise.name} has local changes (your answers?); checked on a clean checkout")
+    generated = make_exercise(nbformat.read(solution, as_version=4), str(solution))
+    assert fingerprint(nbformat.read(exercise, as_version=4)) == fingerprint(generated), (
+        f"{exercise.name} differs from what `vgcourse release` generates; edit solutions/, then release")
+
+
+def test_a_learners_edits_to_the_current_release_are_up_to_date_and_kept(course):
+    solutions, exercises = course
+    release(solutions, exercises)
+    target = exercises / "01_derivatives.ipynb"
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[-1].source += "\n# my answer"
+    nbformat.write(nb, target)
+    before = target.read_bytes()
+    report = release(solutions, exercises)
+    assert target in report.up_to_date and not report.skipped and target.read_bytes() == before
+    assert_exercises_match(solutions, exercises)
+    change_solution(solutions)  # a newer release: now the learner's copy is out of date, and kept
+    report = release(solutions, exercises)
+    assert target in report.skipped and target.read_bytes() == before
 
 
 def test_drift_check_fails_naming_a_solution_without_an_up_to_date_exercise(course):

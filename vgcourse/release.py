@@ -10,6 +10,7 @@
 The exercise is the same notebook with each block replaced by a placeholder and the outputs
 cleared. It records a fingerprint of what it was generated with, so a later release can tell an
 untouched exercise (safe to regenerate) from a learner's work (never overwritten without ``force``).
+A learner's edited copy of the *current* release counts as up to date: there is nothing newer.
 """
 
 from __future__ import annotations
@@ -200,6 +201,8 @@ def _state(path: Path, new: NotebookNode) -> str:
         if fingerprint(current) == fingerprint(new):
             return "up to date"
         recorded = current.metadata["vgcourse"]["release"]["fingerprint"]
+        if recorded == fingerprint(new):
+            return "up to date"  # the learner's work on the current release: nothing newer to give
         return "unedited" if recorded == fingerprint(current) else "edited"
     except Exception:  # unreadable, or no fingerprint: never assume it is ours to overwrite
         return "edited"
