@@ -52,12 +52,21 @@ _TRAIN_FIELDS = ("epochs", "lr", "batch_size", "optimizer", "seed")
 
 @dataclass
 class Run:
-    """A trained model with its training history and the monitor that watched it."""
+    """A trained model with its training history and the monitor that watched it.
+
+    A run whose loss became NaN or infinite is still a ``Run``: ``diverged`` is true and the
+    history and monitor hold everything up to the blow-up.
+    """
 
     setup: Setup
     model: nn.Module
     history: History
     monitor: GradientMonitor
+
+    @property
+    def diverged(self) -> bool:
+        """Whether training stopped because the loss became NaN or infinite."""
+        return self.history.diverged
 
 
 def build_model(setup: Setup, data: Split) -> DeepMLP:
@@ -74,6 +83,7 @@ def run(
     setup: Setup = BASELINE,
     data: Split | None = None,
     after_backward: Callable[[nn.Module, int], None] | None = None,
+    on_divergence: str = "stop",
     **monitor_options: Any,
 ) -> Run:
     """Build, train and monitor the model ``setup`` describes.
@@ -82,6 +92,8 @@ def run(
         setup: the network and budget; default the failing ``BASELINE``.
         data: default ``digits(seed=setup.seed)``.
         after_backward: passed to :func:`~vgcourse.training.train` (e.g. a gradient clipper).
+        on_divergence: ``"stop"`` (default) returns a run that diverged, flagged
+            (``Run.diverged``); ``"raise"`` raises :class:`~vgcourse.training.TrainingDiverged`.
         **monitor_options: passed to :class:`~vgcourse.monitor.GradientMonitor`
             (default ``hist_every=140``: six histograms over the 840 steps of the baseline).
     """
@@ -90,7 +102,8 @@ def run(
     monitor_options.setdefault("hist_every", 140)
     with GradientMonitor(model, **monitor_options) as monitor:
         options = {name: getattr(setup, name) for name in _TRAIN_FIELDS}
-        history = train(model, data, progress=False, after_backward=after_backward, **options)
+        history = train(model, data, progress=False, after_backward=after_backward,
+                        on_divergence=on_divergence, **options)
     return Run(setup, model, history, monitor)
 
 

@@ -50,9 +50,10 @@ def hidden_gradient_norms(model: DeepMLP, x: Tensor, y: Tensor) -> list[float]:
 
     This is the backward signal itself, before it is multiplied by a layer's input to form a
     weight gradient. One forward and backward pass with the course's task loss, in the model's
-    current mode; the parameters' ``.grad`` fields are left as they were.
+    current mode; the parameters' ``.grad`` fields are left as they were. Norms are summed in
+    float64, so a norm is 0 only if every entry of the gradient is.
     """
     _check(model, x, y, needs_y=True)
     states, output = _hidden_states(model, x)
     grads = torch.autograd.grad(task_loss(output, y.to(output.device)), states)
-    return [float(g.norm()) for g in grads]
+    return [float(torch.linalg.vector_norm(g, dtype=torch.float64)) for g in grads]

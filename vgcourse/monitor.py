@@ -234,9 +234,9 @@ class GradientMonitor:
         weights = self._weights
         grads = [w.grad if w.grad is not None else w.new_zeros(()) for w in weights]
         if not self._record_ratios:
-            self._grad_rows.append(torch.stack(torch._foreach_norm(grads)))  # no host sync
+            self._grad_rows.append(torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64)))  # no host sync
         else:
-            norms = torch.stack(torch._foreach_norm(grads + weights))  # one fused call
+            norms = torch.stack(torch._foreach_norm(grads + weights, 2, dtype=torch.float64))  # one fused call
             self._grad_rows.append(norms[: len(weights)])
             self._weight_norms = norms[len(weights) :]
             kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
@@ -308,7 +308,10 @@ class GradientMonitor:
         return self._steps
 
     def grad_norms(self) -> np.ndarray:
-        """L2 norm of each layer's weight gradient, shape ``(steps, layers)``."""
+        """L2 norm of each layer's weight gradient, shape ``(steps, layers)``.
+
+        Summed in float64, so a norm is 0 only if every entry of that gradient was 0 (a float32
+        sum of squares underflows to 0 for entries below about 1e-23)."""
         return self._table(self._grad_rows)
 
     def update_ratios(self) -> np.ndarray:

@@ -46,7 +46,8 @@ def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
 
     Runs one forward and backward pass on the batch ``(x, y)`` with the course's task loss
     (cross-entropy for integer targets, MSE otherwise). The model's ``.grad`` fields are left
-    as they were.
+    as they were. Norms are summed in float64: a float32 sum of squares underflows to 0 for
+    entries below about 1e-23, so here a norm is 0 only if every entry is.
     """
     check_batch(model, x, y)
     layers = linear_layers(model)
@@ -56,7 +57,7 @@ def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
     weights = [layer.weight for layer in layers]
     loss = task_loss(model(x.to(device)), y.to(device))
     grads = torch.autograd.grad(loss, weights)
-    return [float(g) for g in torch.stack([g.norm() for g in grads]).cpu()]
+    return [float(g) for g in torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads]).cpu()]
 
 
 @torch.no_grad()

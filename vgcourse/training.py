@@ -19,6 +19,9 @@ from tqdm.auto import tqdm
 from vgcourse.data import Split
 
 OPTIMIZERS = ("sgd", "adam")
+ON_DIVERGENCE = ("raise", "stop")
+"""What ``train`` does when the loss becomes NaN or infinite: raise :class:`TrainingDiverged`,
+or stop and return the history so far with ``History.diverged_at`` set."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -29,7 +32,9 @@ class TrainingDiverged(RuntimeError):
 class History:
     """What happened during training. Index 0 of each per-epoch list is *before* training.
 
-    ``train_accuracy`` and ``test_accuracy`` stay empty for regression tasks.
+    ``train_accuracy`` and ``test_accuracy`` stay empty for regression tasks. A run that
+    diverged (``train(..., on_divergence="stop")``) has ``diverged_at`` set to the step whose loss
+    was NaN or infinite; its lists end there (the epoch it blew up in is not recorded).
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -38,6 +43,12 @@ class History:
     test_accuracy: list[float] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    diverged_at: int | None = None
+
+    @property
+    def diverged(self) -> bool:
+        """Whether training stopped because the loss became NaN or infinite."""
+        return self.diverged_at is not None
 
     @property
     def epochs(self) -> int:
@@ -75,13 +86,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> 
     return total_loss / len(x), accuracy
 
 
-def _check_args(model: object, data: object, epochs: object, lr: object, batch_size: object, optimizer: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not any(True for _ in model.parameters()):
-        raise ValueError("model has no parameters to train")
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a vgcourse.data.Split, got {type(data).__name__}")
+def check_budget(epochs: object, lr: object, batch_size: object, optimizer: object, on_divergence: object = "raise") -> None:
+    """Raise ``ValueError`` naming the first bad training-budget argument of :func:`train`."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -90,6 +96,17 @@ def _check_args(model: object, data: object, epochs: object, lr: object, batch_s
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"unknown on_divergence {on_divergence!r}; choose one of {list(ON_DIVERGENCE)}")
+
+
+def _check_args(model: object, data: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not any(True for _ in model.parameters()):
+        raise ValueError("model has no parameters to train")
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a vgcourse.data.Split, got {type(data).__name__}")
 
 
 def train(
@@ -103,6 +120,7 @@ def train(
     device: torch.device | str | None = None,
     progress: bool = True,
     after_backward: Callable[[nn.Module, int], None] | None = None,
+    on_divergence: str = "raise",
 ) -> History:
     """Train ``model`` on ``data`` with minibatch SGD or Adam and return its :class:`History`.
 
@@ -119,16 +137,20 @@ def train(
         progress: show a progress bar (``tqdm.auto``) over epochs.
         after_backward: called as ``after_backward(model, step)`` after each ``backward()``
             and before the optimizer step; e.g. to clip gradients.
+        on_divergence: when a training loss becomes NaN or infinite, ``"raise"``
+            :class:`TrainingDiverged`, or ``"stop"`` and return the history so far, flagged
+            with ``History.diverged_at``.
 
     Returns:
         a :class:`History` with losses (and accuracies) before training and after each epoch.
 
     Raises:
-        TrainingDiverged: when a training loss becomes NaN or infinite.
+        TrainingDiverged: when a training loss becomes NaN or infinite and ``on_divergence="raise"``.
 
     While it runs, subnormal floats are flushed to zero (``torch.set_flush_denormal``).
     """
-    _check_args(model, data, epochs, lr, batch_size, optimizer)
+    _check_args(model, data)
+    check_budget(epochs, lr, batch_size, optimizer, on_divergence)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     device = torch.device(device) if device is not None else default_device()
@@ -170,6 +192,9 @@ def train(
                 loss = task_loss(model(x[idx]), y[idx])
                 value = float(loss.detach())
                 if not math.isfinite(value):
+                    if on_divergence == "stop":
+                        history.diverged_at = step
+                        break
                     raise TrainingDiverged(
                         f"the training loss became {value} at epoch {epoch}, step {step}; "
                         f"try a smaller lr (now {lr}) or clip the gradients"
@@ -181,6 +206,8 @@ def train(
                     after_backward(model, step)
                 opt.step()
                 step += 1
+            if history.diverged:
+                break
             record()
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
     finally:
