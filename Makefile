@@ -14,11 +14,15 @@ TEST_WORKERS ?= 2
 # JupyterLab refuses to run as root unless told; course machines and containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test html setup lock clean-venv help
+.PHONY: lab test test-kernel test-matrix html setup lock clean-venv help
 
 help:
 	@echo "make lab    set up .venv and open the course in JupyterLab"
 	@echo "make test   set up .venv and run the unit tests and every notebook (nbval)"
+	@echo "make test-kernel LEVEL=default THREADS=2"
+	@echo "            run the notebooks and solutions with that CPU kernel level and torch thread count"
+	@echo "make test-matrix"
+	@echo "            the same under every kernel level this CPU supports x 1 and 2 threads"
 	@echo "make html   set up .venv, execute every notebook and write build/html/index.html"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
 
@@ -36,6 +40,27 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# Notebooks and solutions as another machine runs them. PyTorch picks CPU kernels per processor
+# (ATEN_CPU_CAPABILITY forces a level) and the thread count changes how reductions are split;
+# both change float rounding, which a training run can amplify. The course's claims must hold
+# under all of them. One pytest process (no xdist): THREADS torch threads must not share the
+# 2 cores with a second worker. .ci/run runs `make test-kernel` once after `make test`.
+LEVEL   ?= default
+THREADS ?= 2
+test-kernel: $(STAMP)
+	ATEN_CPU_CAPABILITY=$(LEVEL) OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -p no:xdist notebooks solutions $(PYTEST_ARGS)
+
+# Every kernel level this CPU supports (asked with ATEN_CPU_CAPABILITY unset: forcing a level the
+# CPU lacks crashes torch) x MATRIX_THREADS; stops at the first combination that fails.
+MATRIX_THREADS ?= 1 2
+test-matrix: $(STAMP)
+	@levels="$$(env -u ATEN_CPU_CAPABILITY $(BIN)/python -c 'from vgcourse.doctor import kernel_levels; print(*kernel_levels())')"; \
+	echo "kernel levels on this CPU: $$levels; threads: $(MATRIX_THREADS)"; \
+	for level in $$levels; do for threads in $(MATRIX_THREADS); do \
+	  echo "=== ATEN_CPU_CAPABILITY=$$level OMP_NUM_THREADS=$$threads"; \
+	  $(MAKE) --no-print-directory test-kernel LEVEL=$$level THREADS=$$threads || exit 1; \
+	done; done; echo "=== every combination passed: $$levels x threads $(MATRIX_THREADS)"
 
 # One torch thread, as in `make test`: the notebooks' asserts were checked that way, and a few
 # training runs round differently with other thread counts. BUILD_ARGS passes options through,

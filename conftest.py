@@ -1,6 +1,22 @@
-"""Test-run summary: how long each notebook took to execute (nbval runs each one in a kernel)."""
+"""Test-run header and summary: the CPU kernel level and thread count the run used (both change
+float rounding; see `make test-matrix`), and how long each notebook took to execute."""
 
+import os
 from collections import defaultdict
+
+
+def _machine() -> str:
+    import torch
+
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    return (f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+            f"{' (forced by ATEN_CPU_CAPABILITY)' if forced else ''}, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+
+
+def pytest_report_header(config) -> str:
+    """The kernel level and thread count the notebooks' kernels inherit."""
+    return _machine()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -13,7 +29,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
                 seconds[path] += report.duration
     if not seconds:
         return
-    terminalreporter.section("notebook execution time (slowest first)")
+    terminalreporter.section(f"notebook execution time (slowest first; {_machine()})")
     for path, total in sorted(seconds.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{total:6.1f} s  {path}")
     terminalreporter.write_line(f"{sum(seconds.values()):6.1f} s  all notebooks (summed over workers)")

@@ -53,3 +53,16 @@ def test_python_dash_m_and_unknown_commands():
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_doctor_names_the_cpu_kernel_level_and_threads(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    assert main(["doctor"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "cpu kernels" in line)
+    assert torch.backends.cpu.get_cpu_capability() in line and f"{torch.get_num_threads()} thread(s)" in line
+    levels = doctor.kernel_levels()
+    assert levels[0] == "default" and torch.backends.cpu.get_cpu_capability().lower() == levels[-1]
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert "forced by ATEN_CPU_CAPABILITY=default" in doctor._kernel_detail()

@@ -45,3 +45,14 @@ def test_run_passes_after_backward_to_the_training_loop():
     seen = []
     run(Setup(depth=2, width=4, epochs=1, batch_size=100), spirals(n=200), after_backward=lambda m, s: seen.append(s))
     assert seen == [0, 1]
+
+
+def test_run_returns_a_diverged_run_flagged_and_can_raise_instead():
+    from vgcourse.training import TrainingDiverged
+
+    exploding = Setup(depth=6, width=16, activation="relu", init="he", weight_scale=40.0, lr=1.0, epochs=2, batch_size=50)
+    result = run(exploding, spirals(n=200))
+    assert result.diverged and result.history.diverged_at == result.monitor.steps
+    with pytest.raises(TrainingDiverged):
+        run(exploding, spirals(n=200), on_divergence="raise")
+    assert not run(Setup(depth=2, width=4, epochs=1, batch_size=100), spirals(n=200)).diverged

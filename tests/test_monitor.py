@@ -407,3 +407,18 @@ def test_bad_model_and_bad_histogram_kind() -> None:
         message = r"unknown histogram kind 'weights'; choose one of \['grad', 'activation'\]"
         with pytest.raises(ValueError, match=message):
             mon.histograms("weights")
+
+
+@pytest.mark.parametrize("update_ratios", [False, True])
+def test_tiny_gradients_are_not_rounded_to_zero(update_ratios: bool) -> None:
+    # entries of 1e-27 square to 1e-54, below float32's range: a float32 norm would say 0
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with GradientMonitor(model, histograms=False, activations=False, update_ratios=update_ratios) as mon:
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 1e-27)
+        model[1].weight.grad.zero_()
+        opt.step()
+    norms = mon.grad_norms()[0]
+    assert norms[0] == pytest.approx(4e-27, rel=1e-6)  # sqrt(16) * 1e-27
+    assert norms[1] == 0.0  # exactly 0 only when every entry is

@@ -79,3 +79,12 @@ def test_probes_validate_their_batch():
         activation_outputs("model", torch.randn(2, 6))
     with pytest.raises(ValueError, match="no nn.Linear"):
         layer_gradient_norms(nn.Sequential(nn.Conv1d(1, 1, 1)), torch.randn(2, 1, 3), torch.zeros(2))
+
+
+def test_layer_gradient_norms_are_summed_in_float64() -> None:
+    model = deep_mlp(4, 2, depth=2, width=4, seed=0)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    with torch.no_grad():
+        model.layer2.weight.mul_(1e-30)  # layer 1's gradient is scaled by these weights
+    norms = layer_gradient_norms(model, x, y)
+    assert 0 < norms[0] < 1e-25

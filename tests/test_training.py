@@ -66,6 +66,18 @@ def test_divergence_raises_a_clear_error_instead_of_running_on_with_nan(data):
         train(model, data, epochs=5, lr=1e6, progress=False)
 
 
+def test_divergence_can_be_a_result_with_the_history_up_to_the_blow_up(data):
+    model = deep_mlp(2, 2, depth=6, width=64, activation="relu", init="he", weight_scale=4.0)
+    history = train(model, data, epochs=5, lr=1e6, progress=False, on_divergence="stop")
+    assert history.diverged and history.diverged_at is not None
+    assert len(history.step_loss) == history.diverged_at  # every recorded loss is finite
+    assert all(math.isfinite(v) for v in history.step_loss)
+    assert len(history.train_loss) == len(history.test_accuracy) == history.epochs + 1
+    assert history.epochs < 5
+    healthy = train(deep_mlp(2, 2, depth=2, width=8), data, epochs=1, progress=False, on_divergence="stop")
+    assert not healthy.diverged and healthy.diverged_at is None
+
+
 def test_default_device_is_cpu_without_a_gpu():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert default_device().type == expected
@@ -78,6 +90,7 @@ def test_default_device_is_cpu_without_a_gpu():
         ({"lr": -0.1}, ValueError, "lr must be a positive finite number, got -0.1"),
         ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
         ({"optimizer": "rmsprop"}, ValueError, "unknown optimizer 'rmsprop'; choose one of"),
+        ({"on_divergence": "ignore"}, ValueError, "unknown on_divergence 'ignore'; choose one of"),
         ({"seed": -1}, ValueError, "seed must be a non-negative integer"),
         ({"model": "mlp"}, TypeError, "model must be a torch.nn.Module, got str"),
         ({"model": nn.ReLU()}, ValueError, "model has no parameters"),

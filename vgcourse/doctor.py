@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 
 REQUIRED_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "ipywidgets", "jupyterlab", "tqdm")
 PINNED_TORCH = "2.13.0"
+KERNEL_LEVELS = ("default", "avx2", "avx512")
+"""PyTorch's x86 CPU kernel levels, lowest first; ``ATEN_CPU_CAPABILITY`` forces one of them."""
 WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager")
 
 
@@ -35,6 +38,28 @@ def _device_detail() -> str:
     if torch.cuda.is_available():
         return f"GPU ({torch.cuda.get_device_name(0)}); the course uses it automatically"
     return "CPU (no GPU found; every notebook is sized to run on a CPU)"
+
+
+def kernel_levels() -> list[str]:
+    """The CPU kernel levels PyTorch uses up to, lowest first: on an AVX2 CPU ``["default", "avx2"]``.
+
+    Each level rounds floats a little differently; ``make test-matrix`` runs the notebooks under
+    each. With ``ATEN_CPU_CAPABILITY`` set this reports up to the forced level — and forcing a
+    level the CPU lacks crashes PyTorch with an illegal instruction — so ask with it unset."""
+    import torch
+
+    best = torch.backends.cpu.get_cpu_capability().lower()  # e.g. "avx2"; "sve256" on some ARM CPUs
+    if best in KERNEL_LEVELS:
+        return list(KERNEL_LEVELS[: KERNEL_LEVELS.index(best) + 1])
+    return ["default", best]
+
+
+def _kernel_detail() -> str:
+    import torch
+
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    levels = f"forced by ATEN_CPU_CAPABILITY={forced}" if forced else f"this CPU supports {', '.join(kernel_levels())}"
+    return f"{torch.backends.cpu.get_cpu_capability()} kernels, {torch.get_num_threads()} thread(s); {levels}"
 
 
 def widget_extension_dir(prefixes: list[str] | None = None) -> Path | None:
@@ -71,6 +96,7 @@ def environment_checks() -> list[Check]:
             )
         )
         checks.append(Check("device", True, _device_detail()))
+        checks.append(Check("cpu kernels", True, _kernel_detail()))
     extension = widget_extension_dir()
     checks.append(
         Check(

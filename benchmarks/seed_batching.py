@@ -1,0 +1,66 @@
+"""What does checking a training claim over several seeds cost? Batched seeds vs one run each.
+
+Notebook claims about training outcomes are asserted over several seeds (issue 11). Training S
+seeds one after another costs S runs. ``vgcourse.seeds.run_seeds`` stacks the seeds along a
+leading dimension (``torch.baddbmm``, one ``F.batch_norm`` over S × width channels), so the
+per-step Python and dispatch overhead — most of a step for these small networks on a CPU — is
+paid once. This measures, for a few course set-ups, the wall-clock time of
+
+- *one run*: ``experiments.run`` with a norms-only monitor (what a notebook did before);
+- *S sequential*: S such runs;
+- *run_seeds*: one batched call for the same S seeds.
+
+    OMP_NUM_THREADS=2 python benchmarks/seed_batching.py [--seeds 3] [--repeats 3]
+
+The first training in a process imports ``torch._dynamo`` (about 2 s, paid by every notebook
+kernel once); a warm-up run absorbs it before anything is timed. Medians of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from vgcourse.data import digits
+from vgcourse.experiments import BASELINE, run
+from vgcourse.seeds import run_seeds
+
+SETUPS = {
+    "baseline (sigmoid)": BASELINE,
+    "ReLU + He": BASELINE.changed(activation="relu", init="he", lr=0.1),
+    "batch norm": BASELINE.changed(batch_norm=True),
+    "residual, 50 layers, 5 epochs": BASELINE.changed(depth=50, width=32, residual=True, epochs=5),
+}
+QUICK = dict(histograms=False, update_ratios=False, activations=False)
+
+
+def _seconds(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    seeds = tuple(range(args.seeds))
+    print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+          f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.2f}; {len(seeds)} seeds")
+    run(BASELINE.changed(epochs=1), digits(seed=0), **QUICK)  # warm-up: imports torch._dynamo
+    print(f"{'set-up':<32}{'one run':>9}{'sequential':>12}{'run_seeds':>11}{'speed-up':>10}")
+    for name, setup in SETUPS.items():
+        data = {seed: digits(seed=seed) for seed in seeds}
+        one = statistics.median(_seconds(lambda: run(setup, data[0], **QUICK)) for _ in range(args.repeats))
+        batched = statistics.median(_seconds(lambda: run_seeds(setup, seeds)) for _ in range(args.repeats))
+        sequential = one * len(seeds)  # each seed costs about one run
+        print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")
+
+
+if __name__ == "__main__":
+    main()
