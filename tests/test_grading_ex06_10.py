@@ -339,6 +339,53 @@ def test_fix_fails_the_baseline_within_the_budget():
     assert result.points == 0 and "test accuracy" in result.message and "needs at least 85%" in result.message
 
 
+def test_fix_grades_the_median_of_three_random_seeds():
+    question = get_question("ex10.fix")
+    for seed in range(5):
+        (case,) = question.cases(torch.Generator().manual_seed(seed))
+        assert len(case["seeds"]) == len(set(case["seeds"])) == 3
+    result = run_question("ex10.fix", lambda: BASELINE.changed(epochs=5), seed=0)
+    seeds = question.cases(torch.Generator().manual_seed(0))[0]["seeds"]
+    assert "median test accuracy" in result.message and "over 3 seeds" in result.message
+    assert all(f"seed {s}: " in result.message for s in seeds), result.message
+
+
+def _fake_runs(accuracies):
+    """A run_seeds result whose seeds ended at ``accuracies``; None means that seed diverged."""
+    from vgcourse.seeds import SeedRun, SeedRuns
+    from vgcourse.training import History
+    import numpy as np
+
+    runs = [SeedRun(BASELINE, None, History(test_accuracy=[0.1] + ([] if a is None else [a]),
+                                            diverged_at=None if a is not None else 17),
+                    np.ones((1, 10)), np.zeros(0), []) for a in accuracies]
+    return SeedRuns(BASELINE, tuple(range(len(accuracies))), runs, 0.0)
+
+
+@pytest.mark.parametrize(("accuracies", "passes"), [
+    ((0.90, None, 0.86), True),    # one seed diverged (counts as 0), the median still passes
+    ((0.95, 0.84, 0.20), False),   # a good best seed is not enough
+    ((0.86, 0.86, 0.10), True),
+    ((None, None, 0.99), False),
+])
+def test_fix_passes_on_the_median_and_names_a_diverged_seed(monkeypatch, accuracies, passes):
+    from vgcourse.grading import ex10
+
+    monkeypatch.setattr(ex10, "trained_runs", lambda fields, seeds: _fake_runs(accuracies))
+    result = run_question("ex10.fix", lambda: BASELINE.changed(activation="tanh", init="xavier", epochs=5), seed=0)
+    assert result.passed == passes, result.message
+    if not passes:
+        assert "median test accuracy" in result.message
+        if None in accuracies:
+            assert "diverged at step 17 (counts as 0%)" in result.message
+
+
+def test_fix_counts_a_set_up_that_diverges_as_failing():
+    result = run_question("ex10.fix", lambda: BASELINE.changed(activation="relu", init="he", weight_scale=4.0,
+                                                               lr=1.0, epochs=1), seed=0)
+    assert result.points == 0 and result.message.count("diverged at step") == 3, result.message
+
+
 # ---- the batch grader's path: cases and outputs through torch.save / torch.load ----------------
 
 

@@ -3,7 +3,7 @@ import pytest
 from vgcourse.data import digits
 from vgcourse.monitor import GradientMonitor, diagnose
 from vgcourse.mystery import MYSTERIES, mystery_model, reveal
-from vgcourse.training import TrainingDiverged, train
+from vgcourse.training import train
 
 
 @pytest.fixture(scope="module")
@@ -13,14 +13,28 @@ def data():
 
 @pytest.mark.parametrize("letter", MYSTERIES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_diagnose_identifies_every_mystery_model(data, letter, seed):
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_diagnose_identifies_every_mystery_model_with_a_wide_margin(data, letter, seed, order):
+    """Notebook 10's procedure (one epoch, lr 1e-3) for model seeds 0-2 and data orders 0-2: the
+    verdict is right and its deciding number is at least 10 times past its threshold (measured:
+    exploding ~1e4 times, vanishing ~1e6, healthy ~500), so rounding on another CPU cannot flip it."""
     model = mystery_model(letter, seed=seed)
     with GradientMonitor(model, histograms=False, update_ratios=False) as mon:
-        try:
-            train(model, data, epochs=1, lr=1e-3, batch_size=32, progress=False)
-        except TrainingDiverged:
-            assert reveal(letter).problem == "exploding"
-    assert diagnose(mon).verdict in reveal(letter).verdicts
+        history = train(model, data, epochs=1, lr=1e-3, batch_size=32, seed=order, progress=False,
+                        on_divergence="stop")
+    assert history.diverged == (letter == "A")  # only the exploding model blows up, within a few steps
+    verdict = diagnose(mon)
+    assert verdict.verdict in reveal(letter).verdicts
+    limits, problem = verdict.thresholds, reveal(letter).problem
+    if problem == "exploding":
+        assert verdict.max_grad_norm >= 10 * limits["explode_norm"]
+    elif problem == "vanishing":
+        assert verdict.grad_norm_ratio <= limits["vanish_ratio"] / 10
+    elif problem == "dead":
+        assert verdict.dead_fraction == 1.0 > limits["dead_threshold"]
+    else:
+        assert 10 * limits["vanish_ratio"] <= verdict.grad_norm_ratio <= limits["explode_ratio"] / 10
+        assert verdict.max_grad_norm <= limits["explode_norm"] / 10
 
 
 def test_each_problem_appears_once_and_models_are_seeded():

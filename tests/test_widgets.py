@@ -17,6 +17,7 @@ from vgcourse.data import digits, spirals
 from vgcourse.experiments import Setup, run
 from vgcourse.models import deep_mlp
 from vgcourse.probes import layer_gradient_norms
+from vgcourse.seeds import SeedRun, run_seeds
 from vgcourse.widgets import (
     Explorer,
     derivative_explorer,
@@ -36,6 +37,7 @@ from vgcourse.widgets import (
     show_runs,
 )
 from vgcourse.widgets import gradient_flow as gradient_flow_module
+from vgcourse.widgets.fixes import as_seed_run
 
 
 def line(fig, gid, panel):
@@ -323,7 +325,7 @@ def test_fix_comparison_checks_its_arguments(runs):
         fix_comparison_figures(runs, "relu")
     with pytest.raises(ValueError, match=r"non-empty sequence of run labels, got \[\]"):
         fix_comparison_figures(runs, [])
-    with pytest.raises(TypeError, match=r"runs\['x'\] must be a vgcourse.experiments.Run, got dict"):
+    with pytest.raises(TypeError, match=r"runs\['x'\] must be a vgcourse.experiments.Run or vgcourse.seeds.SeedRun, got dict"):
         fix_explorer({"x": {}})
     with pytest.raises(ValueError, match="non-empty mapping"):
         fix_explorer({})
@@ -358,3 +360,50 @@ def test_fix_explorer_replots_without_training(runs, monkeypatch):
     assert "Tick at least one" in explorer.readout.value
     explorer.controls["plain"].value = True
     assert labels() == ["plain"] and len(explorer.images) == 2
+
+
+@pytest.fixture(scope="module")
+def seed_runs():
+    base = Setup(depth=4, width=8, epochs=2, batch_size=50)
+    data_for = lambda seed: spirals(n=200, seed=seed)
+    return {"plain": run_seeds(base, seeds=(0, 1), data_for=data_for),
+            "blows up": run_seeds(base.changed(activation="relu", init="he", weight_scale=8.0, lr=1e3),
+                                  seeds=(0, 1), data_for=data_for),
+            "overflows": run_seeds(base.changed(activation="relu", init="he", weight_scale=1e12),
+                                   seeds=(0, 1), data_for=data_for)}
+
+
+def test_fix_explorer_takes_seed_runs_and_runs_alike(runs, seed_runs, monkeypatch):
+    plain, blown = seed_runs["plain"][0], seed_runs["blows up"][0]
+    assert blown.diverged and not plain.diverged
+    # one definition of the ratio: SeedRun.first_last_ratio, for a SeedRun and for a monitored Run
+    assert final_layer_ratio(plain, last=5) == plain.first_last_ratio(5)
+    assert final_layer_ratio(runs["relu"], last=5) == as_seed_run(runs["relu"]).first_last_ratio(5)
+    np.testing.assert_array_equal(as_seed_run(runs["relu"]).grad_norms(), runs["relu"].monitor.grad_norms())
+    assert as_seed_run(plain) is plain
+    np.testing.assert_allclose(final_layer_norms(plain, last=3), np.median(plain.grad_norms()[-3:], axis=0))
+    with pytest.raises(TypeError, match="Run or vgcourse.seeds.SeedRun, got SeedRuns"):
+        as_seed_run(seed_runs["plain"])
+
+    mixed = {"seed 0": plain, "monitored": runs["relu"], "blows up": blown}
+    monkeypatch.setattr(vgcourse.training, "train", lambda *a, **k: pytest.fail("the fix explorer must not train"))
+    curves, flow = fix_comparison_figures(mixed)
+    np.testing.assert_allclose(curves.axes[1].lines[0].get_ydata(), plain.history.test_accuracy)
+    np.testing.assert_allclose(flow.axes[0].lines[0].get_ydata(), final_layer_norms(plain))
+    text = fix_comparison_readout(mixed)
+    assert f"<td>seed 0</td><td>{plain.history.test_accuracy[-1]:.1%}</td><td>{plain.first_last_ratio(100):.1e}</td>" in text
+    assert f"<td>blows up</td><td>diverged at step {blown.history.diverged_at}</td>" in text
+    explorer = fix_explorer(mixed, selected=["seed 0"])
+    explorer.controls["blows up"].value = True
+    assert visible(explorer.figures[1].axes[0]) == ["seed 0", "blows up"]
+    assert "diverged at step" in explorer.readout.value
+
+
+def test_fix_explorer_shows_a_run_that_diverged_before_its_first_step(seed_runs):
+    dead = seed_runs["overflows"][0]
+    assert dead.history.diverged_at == 0 and len(dead.grad_norms()) == 0
+    runs = {"seed 0": seed_runs["plain"][0], "overflows": dead}
+    assert np.isnan(final_layer_norms(dead)).all() and math.isnan(final_layer_ratio(dead))
+    assert "<td>overflows</td><td>diverged at step 0</td><td>nan</td>" in fix_comparison_readout(runs)
+    explorer = fix_explorer(runs)
+    assert visible(explorer.figures[1].axes[0]) == ["seed 0", "overflows"] and len(explorer.images) == 2
