@@ -19,7 +19,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 help:
 	@echo "make lab    set up .venv and open the course in JupyterLab"
 	@echo "make test   set up .venv and run the unit tests and every notebook (nbval)"
-	@echo "make test-kernel [LEVEL=default] THREADS=2"
+	@echo "make test-kernel LEVEL=default THREADS=2"
 	@echo "            run the notebooks and solutions with that CPU kernel level and torch thread count"
 	@echo "make test-matrix"
 	@echo "            the same under every kernel level this CPU supports x 1 and 2 threads"
@@ -45,14 +45,11 @@ test: $(STAMP)
 # (ATEN_CPU_CAPABILITY forces a level) and the thread count changes how reductions are split;
 # both change float rounding, which a training run can amplify. The course's claims must hold
 # under all of them. One pytest process (no xdist): THREADS torch threads must not share the
-# 2 cores with a second worker. .ci/run runs `make test-kernel THREADS=2` once after `make test`.
-# LEVEL empty: the CPU's own best level. DEFAULT kernels are about 30x slower here than AVX2 for
-# the course's small networks (2 epochs of the baseline: 6.4 s against 0.2 s), so a DEFAULT pass
-# takes far longer than the course's time budget; it is in test-matrix, not in .ci/run.
-LEVEL   ?=
+# 2 cores with a second worker. .ci/run runs `make test-kernel` once after `make test`.
+LEVEL   ?= default
 THREADS ?= 2
 test-kernel: $(STAMP)
-	$(if $(LEVEL),ATEN_CPU_CAPABILITY=$(LEVEL)) OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -p no:xdist notebooks solutions $(PYTEST_ARGS)
+	ATEN_CPU_CAPABILITY=$(LEVEL) OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -p no:xdist notebooks solutions $(PYTEST_ARGS)
 
 # Every kernel level this CPU supports (asked with ATEN_CPU_CAPABILITY unset: forcing a level the
 # CPU lacks crashes torch) x MATRIX_THREADS; stops at the first combination that fails.
