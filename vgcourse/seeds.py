@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from vgcourse.data import Split, digits
 from vgcourse.experiments import Setup, build_model
-from vgcourse.models import DeepMLP, layer_names
+from vgcourse.models import DeepMLP, layer_names, linear_layers
 from vgcourse.training import History, check_budget, default_device
 
 SEEDS = (0, 1, 2)
@@ -69,8 +69,9 @@ class StackedMLP(nn.Module):
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         self.gammas, self.betas = nn.ParameterList(), nn.ParameterList()
         self.norms: list[nn.BatchNorm1d | None] = []
+        per_model = [linear_layers(model) for model in models]
         for i in range(self.depth):
-            linears = [_linear(model[i]) for model in models]
+            linears = [layers_of[i] for layers_of in per_model]
             self.weights.append(nn.Parameter(torch.stack([lin.weight.detach().t() for lin in linears]).contiguous()))
             self.biases.append(nn.Parameter(torch.stack([lin.bias.detach() for lin in linears]).unsqueeze(1).clone()))
             norm = getattr(layers[i], "norm", None)
@@ -108,12 +109,12 @@ class StackedMLP(nn.Module):
         return out.reshape(batch, seeds, width).transpose(0, 1)
 
     @torch.no_grad()
-    def copy_into(self, models: list[DeepMLP]) -> None:
-        """Write copy ``s``'s weights (and batch-norm statistics) into ``models[s]``."""
+    def copy_into(self, models: list[DeepMLP], steps: int) -> None:
+        """Write copy ``s``'s weights (and batch-norm statistics) into ``models[s]``, which counts
+        ``steps`` more training batches (``num_batches_tracked``)."""
         for s, model in enumerate(models):
             norm_index = 0
-            for i in range(self.depth):
-                linear = _linear(model[i])
+            for i, linear in enumerate(linear_layers(model)):
                 linear.weight.copy_(self.weights[i][s].t())
                 linear.bias.copy_(self.biases[i][s, 0])
                 if self.norms[i] is not None:
@@ -122,14 +123,8 @@ class StackedMLP(nn.Module):
                     norm.bias.copy_(self.betas[norm_index][s])
                     norm.running_mean.copy_(getattr(self, f"running_mean{i}")[s])
                     norm.running_var.copy_(getattr(self, f"running_var{i}")[s])
-                    norm.num_batches_tracked.add_(self._steps)
+                    norm.num_batches_tracked.add_(steps)
                     norm_index += 1
-
-    _steps = 0  # training steps taken, for the copies' num_batches_tracked
-
-
-def _linear(layer: nn.Module) -> nn.Linear:
-    return layer if isinstance(layer, nn.Linear) else layer.linear
 
 
 @dataclass
@@ -337,8 +332,7 @@ def run_seeds(
         if flushing:
             torch.set_flush_denormal(False)
     seconds = time.perf_counter() - start_time
-    stack._steps = step
-    stack.copy_into(models)
+    stack.copy_into(models, step)
     norms = torch.stack(norm_rows, dim=1).cpu().numpy() if norm_rows else np.zeros((len(seeds), 0, stack.depth))
     clips = torch.stack(clip_rows, dim=1).double().cpu().numpy() if clip_rows else np.zeros((len(seeds), 0))
     names = layer_names(models[0])
