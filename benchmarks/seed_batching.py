@@ -10,6 +10,10 @@ paid once. This measures, for a few course set-ups, the wall-clock time of
 - *S sequential*: S such runs;
 - *run_seeds*: one batched call for the same S seeds.
 
+and for notebook 08's recurrent set-up (adding problem, T = 25, 32 units, Adam, batches of 16,
+``--rnn-epochs`` epochs) one ``training.train`` run vs ``vgcourse.sequence_seeds.run_sequence_seeds``,
+which trains S seeds as one block-diagonal core of S × 32 units with PyTorch's fused kernels.
+
     OMP_NUM_THREADS=2 python benchmarks/seed_batching.py [--seeds 3] [--repeats 3]
 
 The first training in a process imports ``torch._dynamo`` (about 2 s, paid by every notebook
@@ -25,9 +29,12 @@ import time
 
 import torch
 
-from vgcourse.data import digits
+from vgcourse.data import adding_problem, digits
 from vgcourse.experiments import BASELINE, run
+from vgcourse.models import CELLS, sequence_model
 from vgcourse.seeds import run_seeds
+from vgcourse.sequence_seeds import run_sequence_seeds
+from vgcourse.training import train
 
 SETUPS = {
     "baseline (sigmoid)": BASELINE,
@@ -48,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rnn-epochs", type=int, default=5)
     args = parser.parse_args()
     seeds = tuple(range(args.seeds))
     print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
@@ -59,6 +67,17 @@ def main() -> None:
         one = statistics.median(_seconds(lambda: run(setup, data[0], **QUICK)) for _ in range(args.repeats))
         batched = statistics.median(_seconds(lambda: run_seeds(setup, seeds)) for _ in range(args.repeats))
         sequential = one * len(seeds)  # each seed costs about one run
+        print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")
+    adding = adding_problem(25, n_train=1000, n_test=500, seed=0)
+    budget = dict(epochs=args.rnn_epochs, lr=0.02, batch_size=16)
+    for cell in CELLS:
+        one = statistics.median(_seconds(lambda: train(
+            sequence_model(2, 32, 1, cell=cell, seed=0), adding, optimizer="adam", progress=False, **budget))
+            for _ in range(args.repeats))
+        batched = statistics.median(_seconds(lambda: run_sequence_seeds(cell, adding, seeds, **budget))
+                                    for _ in range(args.repeats))
+        sequential = one * len(seeds)
+        name = f"{cell}, adding T=25, {args.rnn_epochs} epochs"
         print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")
 
 
