@@ -1,8 +1,13 @@
 """Test-run header and summary: the CPU kernel level and thread count the run used (both change
-float rounding; see `make test-matrix`), and how long each notebook took to execute."""
+float rounding; see `make test-matrix`), and how long each notebook took to execute. Progress bars
+are switched off for the whole run."""
 
 import os
 from collections import defaultdict
+
+# No progress bars in the notebooks nbval runs (their kernels inherit this environment):
+# `training.epoch_bar` leaves the choice to tqdm, which reads TQDM_DISABLE.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def _machine() -> str:

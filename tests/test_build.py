@@ -42,6 +42,11 @@ def built(tmp_path_factory):
                      "print(open('data.txt').read())", "6 * 7")
     bad = _notebook(src / "02_bad.ipynb", "02 — A broken one",
                     "print('before the error')", "raise ValueError('planted failure')", "print('never runs')")
+    stale = nbformat.read(bad, as_version=4)   # outputs left by an earlier interactive session
+    stale.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="STALE OUTPUT of an old session")]
+    nbformat.write(stale, bad)
+    _notebook(src / "03_env.ipynb", "03 — The kernel's environment",
+              "import os\nprint('TQDM_DISABLE =', os.environ.get('TQDM_DISABLE'))")
     before = {p: p.read_bytes() for p in (good, bad)}
     out = root / "site"
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -55,10 +60,10 @@ def test_failure_gives_exit_code_1_and_names_the_notebook(built):
     assert built["code"] == 1
     assert "1 notebook(s) failed: 02_bad.ipynb" in built["stderr"]
     progress = built["stdout"].splitlines()        # one line per notebook, with its time
-    assert progress[0].startswith("[1/2]") and "01_good.ipynb ... ok in" in progress[0]
-    assert progress[1].startswith("[2/2]") and "02_bad.ipynb ... FAILED in" in progress[1]
+    assert progress[0].startswith("[1/3]") and "01_good.ipynb ... ok in" in progress[0]
+    assert progress[1].startswith("[2/3]") and "02_bad.ipynb ... FAILED in" in progress[1]
     assert "ValueError: planted failure" in progress[1]
-    assert progress[2].startswith("2 notebooks in")
+    assert progress[3].startswith("3 notebooks in")
 
 
 def test_index_links_both_notebooks_with_their_titles(built):
@@ -82,13 +87,19 @@ def test_failing_notebook_html_shows_what_ran_and_the_error(built):
     assert '<span class="ansi-red-fg">ValueError</span>: planted failure' in page   # the cell's traceback
     assert "before the error" in page          # the cell before the failure ran
     assert page.count("never runs") == 1       # the source is shown, but it produced no output
+    assert "STALE OUTPUT" not in page          # the copy that ran had its old outputs cleared
+
+
+def test_the_build_kernels_hide_progress_bars(built):
+    page = (built["out"] / "03_env.html").read_text()
+    assert "TQDM_DISABLE = 1" in page
 
 
 def test_sources_are_unchanged(built):
     for path, content in built["before"].items():
         assert path.read_bytes() == content
     names = sorted(p.name for p in built["good"].parent.iterdir())
-    assert names == ["01_good.ipynb", "02_bad.ipynb", "data.txt"]   # nothing written next to them
+    assert names == ["01_good.ipynb", "02_bad.ipynb", "03_env.ipynb", "data.txt"]   # nothing written next to them
 
 
 def test_notebook_title_and_collection(tmp_path):

@@ -49,7 +49,10 @@ def test_deep_sigmoid_net_vanishes(data: Split) -> None:
     assert diagnose(mon, vanish_ratio=result.grad_norm_ratio / 2).verdict == "healthy"
     text = str(result)
     assert text.startswith("vanishing: the gradient norm of layer 1 is ")
-    assert "× that of layer 20" in text and "vanish_ratio=0.001" in text
+    assert "× that of layer 20" in text and text.endswith(f"(median of the last {result.steps_used} steps)")
+    # The readable form is the verdict and its evidence; the thresholds live in the field and the repr.
+    assert "vanish_ratio" not in text and "threshold" not in text
+    assert result.thresholds["vanish_ratio"] == 0.001 and "'vanish_ratio': 0.001" in repr(result)
 
 
 def test_large_weights_explode(data: Split) -> None:

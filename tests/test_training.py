@@ -1,4 +1,7 @@
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -119,3 +122,17 @@ def test_subnormals_are_flushed_during_training_and_the_default_restored(data):
           after_backward=lambda model, step: during.append(subnormal_survives()))
     assert during == [False]
     assert subnormal_survives()
+
+
+def _stderr_of_training(env: dict[str, str], progress: bool) -> str:
+    code = ("from vgcourse.data import spirals; from vgcourse.models import deep_mlp; from vgcourse.training import train; "
+            f"train(deep_mlp(2, 2, depth=2, width=4), spirals(n=40), epochs=2, progress={progress})")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"} | env
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
+
+
+def test_the_progress_bar_follows_tqdm_settings():
+    # tqdm reads TQDM_* when it is imported, so each case runs in a fresh interpreter, as a kernel does.
+    assert "training" in _stderr_of_training({}, progress=True)       # shown by default (a widget in JupyterLab)
+    assert "training" not in _stderr_of_training({}, progress=False)
+    assert "training" not in _stderr_of_training({"TQDM_DISABLE": "1"}, progress=True)  # nbval, vgcourse build

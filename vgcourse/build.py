@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import ClearOutputPreprocessor
 
 DEFAULT_NOTEBOOKS = Path("notebooks")
 DEFAULT_OUT = Path("build/html")
@@ -88,11 +90,18 @@ def collect_notebooks(paths: list[Path]) -> list[Path]:
     return notebooks
 
 
+KERNEL_ENV = {"TQDM_DISABLE": "1"}
+"""Set in the build's kernels: no progress bars in the HTML pages (``training.epoch_bar``)."""
+
+
 def _execute(nb: nbformat.NotebookNode, folder: Path, timeout: int) -> str | None:
-    """Run ``nb`` in place in a fresh kernel started in ``folder``; return the error, or None."""
+    """Clear ``nb``'s outputs, run it in place in a fresh kernel started in ``folder``; return the
+    error, or None. Cleared first, so a failed page cannot show outputs of an earlier session."""
+    ClearOutputPreprocessor().preprocess(nb, {})
     client = NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(folder)}})
     try:
-        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines would bury the progress lines
+        # The kernel's own log lines would bury the build's progress lines.
+        client.execute(stderr=subprocess.DEVNULL, env={**os.environ, **KERNEL_ENV})
     except CellExecutionError as error:
         return f"{error.ename}: {ANSI.sub('', error.evalue)}"
     except Exception as error:  # a cell timeout, a dead or missing kernel: report it and go on

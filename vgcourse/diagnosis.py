@@ -48,7 +48,8 @@ class Diagnosis:
             no sigmoid/tanh activation was seen).
         dead_fraction, dead_layer: the ReLU layer with the most dead units (NaN, ``None``).
         nonfinite: ``(step, layer)`` of the first non-finite gradient norm, or ``None``.
-        thresholds: the thresholds the verdict used, by name.
+        thresholds: the thresholds the verdict used, by name (in the ``repr``; ``str`` gives
+            the verdict and its evidence only).
     """
 
     verdict: str
@@ -88,9 +89,8 @@ class Diagnosis:
             parts.append(
                 f"{note}{self.saturated_fraction:.0%} of {self.saturated_layer}'s units are saturated"
             )
-        settings = ", ".join(f"{name}={value:g}" for name, value in self.thresholds.items())
-        window = f"median of the last {self.steps_used} steps"
-        return f"{self.verdict}: {'; '.join(parts)} ({window}; {settings})"
+        # The verdict and its evidence only; the thresholds are in ``thresholds`` and the repr.
+        return f"{self.verdict}: {'; '.join(parts)} (median of the last {self.steps_used} steps)"
 
 
 def _recent_median(table: np.ndarray, window: int) -> np.ndarray:

@@ -84,6 +84,7 @@ def run(
     data: Split | None = None,
     after_backward: Callable[[nn.Module, int], None] | None = None,
     on_divergence: str = "stop",
+    progress: bool = True,
     **monitor_options: Any,
 ) -> Run:
     """Build, train and monitor the model ``setup`` describes.
@@ -94,6 +95,7 @@ def run(
         after_backward: passed to :func:`~vgcourse.training.train` (e.g. a gradient clipper).
         on_divergence: ``"stop"`` (default) returns a run that diverged, flagged
             (``Run.diverged``); ``"raise"`` raises :class:`~vgcourse.training.TrainingDiverged`.
+        progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
         **monitor_options: passed to :class:`~vgcourse.monitor.GradientMonitor`
             (default ``hist_every=140``: seven histograms over the baseline's 860 steps,
             43 batches of 32 per epoch of the 1,347 training digits).
@@ -103,7 +105,7 @@ def run(
     monitor_options.setdefault("hist_every", 140)
     with GradientMonitor(model, **monitor_options) as monitor:
         options = {name: getattr(setup, name) for name in _TRAIN_FIELDS}
-        history = train(model, data, progress=False, after_backward=after_backward,
+        history = train(model, data, progress=progress, after_backward=after_backward,
                         on_divergence=on_divergence, **options)
     return Run(setup, model, history, monitor)
 

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from vgcourse.data import Split, digits
 from vgcourse.experiments import Setup, build_model
 from vgcourse.models import DeepMLP, layer_names, linear_layers
-from vgcourse.training import History, check_budget, default_device
+from vgcourse.training import History, check_budget, default_device, epoch_bar
 
 SEEDS = (0, 1, 2)
 """The seeds a training claim is checked over unless a notebook says otherwise."""
@@ -251,6 +251,7 @@ def run_seeds(
     data_for: Callable[[int], Split] = digits,
     clip_norm: float | None = None,
     device: torch.device | str | None = None,
+    progress: bool = True,
 ) -> SeedRuns:
     """Train the network ``setup`` describes once for every seed in ``seeds``, side by side.
 
@@ -262,6 +263,7 @@ def run_seeds(
         clip_norm: clip each seed's gradient to this total norm before every step, as
             ``torch.nn.utils.clip_grad_norm_`` would; the norm before clipping is recorded.
         device: by default the GPU when present, else the CPU.
+        progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
 
     Returns:
         a :class:`SeedRuns`; a seed whose loss became NaN or infinite stopped there, flagged.
@@ -298,7 +300,7 @@ def run_seeds(
         record()
         stack.train()
         step = 0
-        for _ in range(setup.epochs):
+        for _ in epoch_bar(setup.epochs, progress):
             order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
             for start in range(0, n, setup.batch_size):
                 idx = order[:, start : start + setup.batch_size]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from vgcourse.data import Split
 from vgcourse.models import CELLS, SequenceModel, sequence_model
 from vgcourse.seeds import SEEDS, check_seeds
-from vgcourse.training import History, check_budget, default_device
+from vgcourse.training import History, check_budget, default_device, epoch_bar
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 """Gate blocks stacked in each PyTorch recurrent weight matrix (``weight_ih_l0`` has gates × H rows)."""
@@ -185,6 +185,7 @@ def run_sequence_seeds(
     batch_size: int = 16,
     optimizer: str = "adam",
     device: torch.device | str | None = None,
+    progress: bool = True,
 ) -> SequenceSeedRuns:
     """Train ``sequence_model(features, hidden_size, outputs, cell, seed=s)`` on ``data`` for every seed.
 
@@ -196,6 +197,7 @@ def run_sequence_seeds(
             order of examples, as ``train(..., seed=s)`` does.
         hidden_size, epochs, lr, batch_size, optimizer: as for ``sequence_model`` and ``train``.
         device: by default the GPU when present, else the CPU.
+        progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
 
     Returns:
         a :class:`SequenceSeedRuns` with each seed's trained model and history; a seed that
@@ -207,11 +209,12 @@ def run_sequence_seeds(
     device = torch.device(device) if device is not None else default_device()
     n_outputs = data.y_train.shape[1]
     models = [sequence_model(data.n_features, hidden_size, n_outputs, cell=cell, seed=s) for s in seeds]
-    return _train(models, data, seeds, epochs, lr, batch_size, optimizer, device, cell)
+    return _train(models, data, seeds, epochs, lr, batch_size, optimizer, device, cell, progress)
 
 
 def _train(models: list[SequenceModel], data: Split, seeds: tuple[int, ...], epochs: int, lr: float,
-           batch_size: int, optimizer_name: str, device: torch.device, cell: str) -> SequenceSeedRuns:
+           batch_size: int, optimizer_name: str, device: torch.device, cell: str,
+           progress: bool = False) -> SequenceSeedRuns:
     stack = StackedSequenceModel(models).to(device)
     stack.masks = {k: v.to(device) for k, v in stack.masks.items()}
     s_count = len(seeds)
@@ -243,7 +246,7 @@ def _train(models: list[SequenceModel], data: Split, seeds: tuple[int, ...], epo
                 stop(s, 0)
         record()
         step = 0
-        for _ in range(epochs):
+        for _ in epoch_bar(epochs, progress):
             orders = [torch.randperm(n, generator=g).to(device) for g in generators]
             for start in range(0, n, batch_size):
                 idx = [order[start : start + batch_size] for order in orders]

@@ -56,6 +56,17 @@ class History:
         return max(len(self.train_loss) - 1, 0)
 
 
+def epoch_bar(epochs: int, progress: bool) -> tqdm:
+    """The ``tqdm.auto`` progress bar over ``range(1, epochs + 1)`` that every training loop shows.
+
+    ``progress=False`` hides it. Otherwise tqdm's own settings apply: ``TQDM_DISABLE=1`` in the
+    environment hides it too, which is how the test suite and ``vgcourse build`` keep it out of
+    nbval runs and HTML pages while a learner in JupyterLab sees it.
+    """
+    options = {} if progress else {"disable": True}  # an explicit disable=False would override TQDM_DISABLE
+    return tqdm(range(1, epochs + 1), desc="training", unit="epoch", leave=False, **options)
+
+
 def default_device() -> torch.device:
     """The GPU when one is present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -134,7 +145,7 @@ def train(
         optimizer: ``"sgd"`` (plain, no momentum) or ``"adam"``.
         seed: decides the order of examples; the same seed gives the same run.
         device: where to train; by default the GPU when present, else the CPU.
-        progress: show a progress bar (``tqdm.auto``) over epochs.
+        progress: show a progress bar over epochs (:func:`epoch_bar`).
         after_backward: called as ``after_backward(model, step)`` after each ``backward()``
             and before the optimizer step; e.g. to clip gradients.
         on_divergence: when a training loss becomes NaN or infinite, ``"raise"``
@@ -184,7 +195,7 @@ def train(
         record()
         model.train()
         step = 0
-        bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not progress, leave=False)
+        bar = epoch_bar(epochs, progress)
         for epoch in bar:
             order = torch.randperm(len(x), generator=gen).to(device)
             for start in range(0, len(x), batch_size):

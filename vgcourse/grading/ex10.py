@@ -142,7 +142,7 @@ def rule_violations(fields: Any) -> list[str]:
 def trained_runs(fields: dict[str, Any], seeds: list[int] | tuple[int, ...]) -> SeedRuns:
     """The set-up ``fields`` trained once per seed in ``seeds``, each on ``digits(seed=seed)``, in
     one batched computation (``vgcourse.seeds.run_seeds``); a seed whose loss blew up is flagged."""
-    return run_seeds(Setup(**fields), seeds=tuple(seeds))
+    return run_seeds(Setup(**fields), seeds=tuple(seeds), progress=False)
 
 
 def _fix_compare(got: Any, expected: float, case: Case) -> str | None:
