@@ -17,7 +17,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 .PHONY: lab test test-kernel test-matrix html setup lock clean-venv help
 
 help:
-	@echo "make lab    set up .venv and open the course in JupyterLab"
+	@echo "make lab    set up .venv, copy the course into my-course/ (or update it) and open it in JupyterLab"
 	@echo "make test   set up .venv and run the unit tests and every notebook (nbval)"
 	@echo "make test-kernel LEVEL=default THREADS=2"
 	@echo "            run the notebooks and solutions with that CPU kernel level and torch thread count"
@@ -35,8 +35,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Learners work in their own copy, WORKSPACE (ignored by git), so the tracked notebooks never
+# change: `git pull` always brings course updates, and `vgcourse workspace` passes them on without
+# overwriting anything the learner changed. The server's root is the workspace, which holds
+# notebooks/, exercises/ and solutions/ side by side, so the course's links between them work.
+WORKSPACE ?= my-course
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00_welcome.ipynb
+	$(BIN)/vgcourse workspace --dir "$(WORKSPACE)"
+	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir="$(abspath $(WORKSPACE))" "$(abspath $(WORKSPACE))/notebooks/00_welcome.ipynb"
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)

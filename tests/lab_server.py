@@ -1,5 +1,6 @@
 """A JupyterLab server for the browser test: the project's environment, a free local port, a
-temp copy of the notebooks, and nothing from the user's own Jupyter settings."""
+learner's workspace made by `vgcourse workspace` in a temp folder (as `make lab` makes one), and
+nothing from the user's own Jupyter settings."""
 
 import json
 import os
@@ -14,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from vgcourse.workspace import sync_workspace
 
 
 LAB_SETTINGS = {
@@ -32,13 +35,14 @@ def free_port() -> int:
 
 
 class LabServer:
-    """`jupyter lab` serving a temp copy of `notebooks`; a context manager that stops it on exit.
+    """`jupyter lab` serving a temp workspace of the course in `course`, rooted at the workspace
+    as `make lab` does; a context manager that stops it on exit.
 
     The copy keeps the course's own notebooks untouched when the browser runs and saves them.
     """
 
-    def __init__(self, notebooks: Path, startup_timeout: float = 90.0):
-        self.notebooks = Path(notebooks)
+    def __init__(self, course: Path, startup_timeout: float = 90.0):
+        self.course = Path(course)
         self.startup_timeout = startup_timeout
         self.token = secrets.token_hex(16)
         self.port = free_port()
@@ -47,7 +51,7 @@ class LabServer:
 
     def __enter__(self) -> "LabServer":
         self._tmp = Path(tempfile.mkdtemp(prefix="vgcourse-lab-"))
-        self.root = self._tmp / "notebooks"
+        self.root = self._tmp / "my-course"
         self.log_path = self._tmp / "jupyterlab.log"
         try:
             self._start()
@@ -58,7 +62,7 @@ class LabServer:
         return self
 
     def _start(self) -> None:
-        shutil.copytree(self.notebooks, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        sync_workspace(self.course, self.root)
         settings = self._tmp / "lab-settings"
         for name, values in LAB_SETTINGS.items():
             path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"

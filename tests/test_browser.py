@@ -1,6 +1,7 @@
 """In a real browser: notebook 01's derivative explorer is a live widget that answers its slider.
 
-JupyterLab runs from this environment over a temp copy of notebooks/ (tests/lab_server.py);
+JupyterLab runs from this environment over a temp learner workspace (tests/lab_server.py), rooted
+as `make lab` roots it, so notebook 00's links to the exercises must open them;
 headless Chromium (Debian's package, driven by Playwright) opens the notebook, runs all cells from
 the Run menu, checks that the explorer is a rendered widget rather than its text fallback, and
 moves the explorer's x slider with the keyboard. A screenshot of the page is saved to
@@ -70,8 +71,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def lab():
-    """A JupyterLab server over a temp copy of notebooks/, stopped (with its kernels) afterwards."""
-    with LabServer(ROOT / "notebooks") as server:
+    """A JupyterLab server over a temp workspace of the course, stopped (with its kernels) afterwards."""
+    with LabServer(ROOT) as server:
         yield server
 
 
@@ -163,7 +164,7 @@ def move_x_slider(page, explorer) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("notebook", ["01_derivative_bounds.ipynb"])
+@pytest.mark.parametrize("notebook", ["notebooks/01_derivative_bounds.ipynb"])
 def test_derivative_explorer_is_a_live_widget_that_follows_its_slider(browser, lab, notebook, record_property):
     """Run all cells in JupyterLab; the explorer is a widget, and its x slider moves its readout
     and plot. Screenshot (on failure too): build/browser/<notebook stem>.png."""
@@ -190,3 +191,25 @@ def test_derivative_explorer_is_a_live_widget_that_follows_its_slider(browser, l
         page.close()
     print(f"screenshot: {screenshot}")
     record_property("screenshot", str(screenshot.relative_to(ROOT)))
+
+
+@pytest.mark.browser
+def test_the_course_map_opens_an_exercise(browser, lab):
+    """Notebook 00's "exercise 03" link opens exercises/03_detection.ipynb in JupyterLab (the
+    server's root holds notebooks/, exercises/ and solutions/ side by side, as `make lab` serves them)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(WIDGET_TIMEOUT_MS)
+    opened = []
+    page.on("response", lambda response: opened.append((response.status, response.url))
+            if "/api/contents/exercises/" in response.url else None)
+    try:
+        page.goto(lab.url("lab/tree/notebooks/00_welcome.ipynb"), timeout=PAGE_TIMEOUT_MS)
+        page.locator(".jp-RenderedMarkdown a", has_text="exercise 03").first.click()
+        page.locator(".lm-TabBar-tab.lm-mod-current", has_text="03_detection.ipynb").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        page.locator(".jp-RenderedMarkdown h1:visible", has_text="Exercise 03").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "00_welcome-exercise-03.png")
+        page.close()
+    statuses = [status for status, url in opened if "03_detection.ipynb" in url]
+    assert statuses and all(200 <= status < 300 for status in statuses), opened  # no 404: the link resolves

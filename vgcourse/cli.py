@@ -1,4 +1,4 @@
-"""The ``vgcourse`` command: ``doctor``, ``release``, ``grade`` and ``build``.
+"""The ``vgcourse`` command: ``doctor``, ``release``, ``grade``, ``build`` and ``workspace``.
 
 Each sub-command lives in its own module, which provides ``add_arguments(parser)`` and
 ``run_command(args) -> int``; this file only wires them together.
@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "release": ("vgcourse.release", "write exercises/ from solutions/ (never overwrites a learner's changes)"),
     "grade": ("vgcourse.grading.batch", "grade exercise submissions, each in a fresh kernel, into a CSV"),
     "build": ("vgcourse.build", "execute the course and write a browsable HTML copy"),
+    "workspace": ("vgcourse.workspace", "copy the course into your own folder, or bring it up to date (keeps your changes)"),
 }
 
 
