@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,26 @@ def test_doctor_names_the_cpu_kernel_level_and_threads(capsys, monkeypatch):
     assert levels[0] == "default" and torch.backends.cpu.get_cpu_capability().lower() == levels[-1]
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     assert "forced by ATEN_CPU_CAPABILITY=default" in doctor._kernel_detail()
+
+
+def test_doctor_reports_chromium_as_optional(monkeypatch, capsys):
+    monkeypatch.setenv("VGCOURSE_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["doctor"]) == 0                       # learners do not need it
+    out = capsys.readouterr().out
+    assert "opt  chromium" in out and "only the browser test needs it" in out
+
+
+def test_doctor_outside_the_course_venv_points_at_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert doctor.course_venv() == tmp_path / ".venv"
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda p: None if p == "ipywidgets" else real(p))
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"run {tmp_path / '.venv'}/bin/vgcourse doctor" in out
+    assert "make lab" not in out
+    # The venv that is running (the course's own .venv under make test) is not pointed at.
+    assert doctor.course_venv(Path(sys.prefix).parent) is None

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -13,6 +16,25 @@ def test_digits_is_the_real_data_set_split_and_standardized():
     informative = split.x_train.std(0) > 0.5  # constant border pixels stay ~0
     torch.testing.assert_close(split.x_train.mean(0), torch.zeros(64), atol=1e-4, rtol=0)
     torch.testing.assert_close(split.x_train.std(0)[informative], torch.ones(int(informative.sum())), atol=1e-3, rtol=0)
+
+
+def test_the_shipped_digits_are_scikit_learns():
+    # The package carries its own copy of the file (importing scikit-learn costs each kernel ~1.4 s);
+    # it must be the very data set scikit-learn loads, in the same order.
+    from sklearn.datasets import load_digits
+
+    bunch, split = load_digits(), digits(test_fraction=0.25, seed=0)
+    order = torch.randperm(1797, generator=torch.Generator().manual_seed(0))
+    train = order[round(1797 * 0.25):]
+    raw = torch.tensor(bunch.data, dtype=torch.float32)[train]
+    std = raw.std(0).clamp_min(1e-3)
+    torch.testing.assert_close(split.x_train, (raw - raw.mean(0)) / std)
+    assert torch.equal(split.y_train, torch.tensor(bunch.target)[train])
+
+
+def test_loading_the_digits_does_not_import_scikit_learn():
+    code = "import sys; from vgcourse.data import digits; digits(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_digits_is_reproducible_and_seed_dependent():

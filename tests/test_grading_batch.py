@@ -7,6 +7,7 @@ the overall deadline and the command line in test_grading_batch_cheating.py.
 
 import csv
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from fixtures.grading_submissions import IDS, SOLUTION, alive, answer_index, sol
 
 from vgcourse.grading import submission
 from vgcourse.grading.batch import (
-    SubmissionGrade, feedback_paths, grade_submissions, student_names, summary_line, write_feedback, write_scores,
+    SubmissionGrade, check_submission_paths, feedback_paths, grade_submissions, student_names, summary_line, write_feedback, write_scores,
 )
 from vgcourse.grading.question import Question, Result, equal_values
 from vgcourse.grading.submission import (
@@ -143,12 +144,16 @@ def test_feedback_file_per_student(batch, tmp_path):
 def test_existing_reports_are_never_overwritten_silently(batch, tmp_path):
     grades = batch[0]
     csv_path = write_scores(grades, tmp_path / "scores.csv")
-    csv_path.write_text("the instructor's edits")
+    before = csv_path.read_text()
     with pytest.raises(FileExistsError, match="already exists.*--overwrite"):
         write_scores(grades, csv_path)
-    assert csv_path.read_text() == "the instructor's edits"
+    assert csv_path.read_text() == before
     write_scores(grades, csv_path, overwrite=True)
-    assert csv_path.read_text().startswith("student,")
+    assert csv_path.read_text() == before     # the same grades again: the same file
+    csv_path.write_text("the instructor's own notes")
+    with pytest.raises(ValueError, match="is not a scores CSV of vgcourse grade"):
+        write_scores(grades, csv_path, overwrite=True)
+    assert csv_path.read_text() == "the instructor's own notes"
 
     folder = tmp_path / "feedback"
     folder.mkdir()
@@ -230,7 +235,8 @@ def test_arguments_are_checked_before_anything_runs(tmp_path):
     good = write(solution(), tmp_path, "alice")
     (tmp_path / "notes.txt").write_text("x")
     for paths, message in (([tmp_path / "nope.ipynb"], "does not exist"), ([tmp_path / "notes.txt"], "not a notebook"),
-                           ([tmp_path], "is a folder"), ([], "no submissions")):
+                           ([tmp_path / "empty"], "does not exist"), ([], "no submissions"),
+                           ([tmp_path / "none-*.ipynb"], "matches no files")):
         with pytest.raises(ValueError, match=message):
             grade_submissions(paths, progress=False)
     for limits, message in (({"cell_timeout": 0}, "cell_timeout must be a positive number of seconds, got 0"),
@@ -271,3 +277,32 @@ def test_results_from_the_kernel_are_checked_then_scored_here(tmp_path, monkeypa
     assert result.points == 3 and result.message.endswith("\n  measured in the grader")
     monkeypatch.setattr(submission, "MAX_RESULTS_BYTES", 10)
     assert "too large" in submission._score_outputs(question, cases, path).message
+
+
+def test_folders_and_patterns_stand_for_the_notebooks_in_them(tmp_path):
+    submissions = tmp_path / "submissions"
+    expected = [write(solution(), submissions, student) for student in ("alice", "bob")]
+    write(solution(), submissions / "alice", ".ipynb_checkpoints")   # JupyterLab's autosave: not a submission
+    (submissions / "alice" / "notes.txt").write_text("not a submission")
+    assert check_submission_paths([submissions]) == expected
+    assert check_submission_paths([str(submissions / "*" / "01_*.ipynb")]) == expected
+    assert student_names(expected) == ["alice", "bob"]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ValueError, match="is a folder with no notebooks in it"):
+        check_submission_paths([tmp_path / "nothing"])
+
+
+def test_regrading_some_students_updates_their_rows_and_keeps_the_others(batch, by_student, tmp_path):
+    csv_path = write_scores(batch[0], tmp_path / "scores.csv")
+    with csv_path.open(newline="", encoding="utf-8") as file:
+        first = list(csv.DictReader(file))
+    bob = [row["student"] for row in first].index("bob")
+    regraded = replace(by_student["alice"], student="bob")   # bob handed in a full solution late
+    newcomer = replace(by_student["alice"], student="zoe")
+    write_scores([regraded, newcomer], csv_path, overwrite=True)
+    with csv_path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["student"] for row in rows] == [row["student"] for row in first] + ["zoe"]
+    assert (rows[bob]["total"], rows[bob]["status"]) == (str(by_student["alice"].total), "ok")
+    assert first[bob]["total"] == "0"
+    assert [row for i, row in enumerate(rows[:-1]) if i != bob] == [row for i, row in enumerate(first) if i != bob]

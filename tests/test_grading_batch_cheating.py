@@ -102,9 +102,10 @@ def test_grade_command_writes_the_report_and_prints_a_summary(tmp_path, capsys):
 
 def test_grade_command_usage_errors(tmp_path, capsys):
     good = write(solution(), tmp_path, "alice")
+    (tmp_path / "empty").mkdir()
     out = str(tmp_path / "scores.csv")
     for argv, message in (([str(tmp_path / "missing.ipynb")], "does not exist"),
-                          ([str(tmp_path)], "is a folder"),
+                          ([str(tmp_path / "empty")], "is a folder with no notebooks in it"),
                           ([str(good), "--feedback", str(good)], "is a file, not a folder")):
         assert main(["grade", *argv, "--out", out]) == 2
         assert message in capsys.readouterr().err

@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _doctor(args: argparse.Namespace) -> int:
     checks = environment_checks()
     print(format_report(checks))
-    return 0 if all(check.ok for check in checks) else 1
+    return 0 if all(check.ok or check.optional for check in checks) else 1
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

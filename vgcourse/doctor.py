@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -18,11 +19,38 @@ WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the report: what was checked, whether it passed, and what was found."""
+    """One line of the report: what was checked, whether it passed, and what was found.
+
+    An ``optional`` check that fails is reported (``opt``) but does not make the doctor fail:
+    learners do not need what only maintainers' tests use.
+    """
 
     name: str
     ok: bool
     detail: str
+    optional: bool = False
+
+
+def course_venv(folder: Path | None = None) -> Path | None:
+    """The course's ``.venv`` in ``folder`` (default: the current folder) when that is not the
+    Python running now: the environment a learner should have used."""
+    venv = (folder or Path.cwd()) / ".venv"
+    if not (venv / "bin" / "python").exists():
+        return None
+    return None if Path(sys.prefix).resolve() == venv.resolve() else venv
+
+
+def _missing_hint() -> str:
+    venv = course_venv()
+    if venv is not None:
+        return f"missing from {sys.prefix}; the course is installed in {venv}: run {venv}/bin/vgcourse doctor"
+    return "missing: run 'make lab' or 'make test' in the course folder to install it"
+
+
+def chromium_path() -> str | None:
+    """Chromium for the browser test (``VGCOURSE_CHROMIUM`` or ``chromium`` on PATH), or ``None``."""
+    executable = os.environ.get("VGCOURSE_CHROMIUM") or shutil.which("chromium")
+    return executable if executable and os.access(executable, os.X_OK) else None
 
 
 def _version(package: str) -> str | None:
@@ -83,7 +111,7 @@ def environment_checks() -> list[Check]:
     for package in REQUIRED_PACKAGES:
         version = _version(package)
         checks.append(
-            Check(package, version is not None, version or "missing: run 'make lab' or 'make test' to install it")
+            Check(package, version is not None, version or _missing_hint())
         )
     torch_version = _version("torch")
     if torch_version is not None:
@@ -105,16 +133,25 @@ def environment_checks() -> list[Check]:
             str(extension) if extension else "missing: install jupyterlab_widgets (comes with ipywidgets)",
         )
     )
+    chromium = chromium_path()
+    checks.append(Check(
+        "chromium", chromium is not None,
+        chromium or "not found: only the browser test needs it (apt-get install chromium, or set "
+                    "VGCOURSE_CHROMIUM); make test skips that test without it",
+        optional=True,
+    ))
     return checks
 
 
 def format_report(checks: list[Check]) -> str:
     """The checks as aligned text lines, with a closing verdict."""
     width = max(len(check.name) for check in checks)
-    lines = [f"{'ok ' if c.ok else 'BAD'}  {c.name:<{width}}  {c.detail}" for c in checks]
-    failed = [c.name for c in checks if not c.ok]
+    lines = [f"{'ok ' if c.ok else 'opt' if c.optional else 'BAD'}  {c.name:<{width}}  {c.detail}" for c in checks]
+    failed = [c.name for c in checks if not c.ok and not c.optional]
     if failed:
-        lines.append(f"Problems: {', '.join(failed)}. Fix these, e.g. by running 'make lab' from the course folder.")
+        venv = course_venv()
+        fix = f"run {venv}/bin/vgcourse doctor" if venv else "run 'make lab' from the course folder"
+        lines.append(f"Problems: {', '.join(failed)}. Fix these, e.g.: {fix}.")
     else:
         lines.append("Everything the course needs is here.")
     return "\n".join(lines)

@@ -98,7 +98,7 @@ def run(
         progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
         **monitor_options: passed to :class:`~vgcourse.monitor.GradientMonitor`
             (default ``hist_every=140``: seven histograms over the baseline's 860 steps,
-            43 batches of 32 per epoch of the 1,347 training digits).
+            43 batches of 32 per epoch of the 1,348 training digits).
     """
     data = data if data is not None else digits(seed=setup.seed)
     model = build_model(setup, data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import re
 import sys
 import textwrap
@@ -30,13 +31,42 @@ __all__ = ["STATUSES", "SubmissionGrade", "add_arguments", "check_submission_pat
 CSV_FORMULA_START = ("=", "+", "-", "@")
 
 
+GLOB_CHARACTERS = ("*", "?", "[")
+
+
+def _notebooks_in(folder: Path) -> list[Path]:
+    """Every ``.ipynb`` below ``folder``, sorted, leaving out hidden files and folders
+    (``.ipynb_checkpoints``: JupyterLab's autosaves are not submissions)."""
+    found = [path for path in folder.rglob("*.ipynb")
+             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    return sorted(found)
+
+
+def _expand(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = _notebooks_in(path)
+        if not found:
+            raise ValueError(f"{path} is a folder with no notebooks in it")
+        return found
+    if not path.exists() and any(c in str(path) for c in GLOB_CHARACTERS):  # a pattern the shell did not expand
+        found = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        if not found:
+            raise ValueError(f"{path} matches no files")
+        return [f for p in found for f in (_notebooks_in(p) if p.is_dir() else [p])]
+    return [path]
+
+
 def check_submission_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """``paths`` as Paths, duplicates dropped; ValueError for none, a missing file, a folder or a non-.ipynb."""
+    """``paths`` as notebook Paths, duplicates dropped.
+
+    A folder stands for every notebook below it (``submissions/`` holding
+    ``submissions/<student>/03_detection.ipynb``), and a quoted pattern such as
+    ``'submissions/*/03_*.ipynb'`` for the files it matches. ValueError for none, a missing file,
+    an empty folder or a non-.ipynb.
+    """
     checked: list[Path] = []
     seen: set[Path] = set()
-    for path in map(Path, paths):
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder; pass the notebooks in it, e.g. {path}/*/01_*.ipynb")
+    for path in (found for given in map(Path, paths) for found in _expand(given)):
         if not path.is_file():
             raise ValueError(f"{path} does not exist")
         if path.suffix != ".ipynb":
@@ -100,25 +130,57 @@ def _csv_text(text: str) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
+SCORE_COLUMNS = ("total", "max", "status", "error")
+"""The CSV's last columns; ``student`` comes first and the questions in between."""
+
+
+def _score_row(grade: SubmissionGrade) -> dict[str, object]:
+    row: dict[str, object] = {"student": _csv_text(grade.student)}
+    row.update({result.question_id: result.points for result in grade.results})
+    row.update(total=grade.total, max=grade.max_points, status=grade.status, error=_csv_text(grade.error))
+    return row
+
+
+def _earlier_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a scores CSV this command wrote before; ValueError for any other file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            header, rows = reader.fieldnames or [], list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a scores CSV of vgcourse grade ({error}); choose another --out") from None
+    if header[:1] != ["student"] or tuple(header[-len(SCORE_COLUMNS):]) != SCORE_COLUMNS:
+        raise ValueError(f"{path} is not a scores CSV of vgcourse grade (its header is {header[:3]}…); "
+                         "choose another --out")
+    return rows
+
+
 def write_scores(grades: Sequence[SubmissionGrade], path: str | Path, *, overwrite: bool = False) -> Path:
     """Write the CSV: ``student``, one column per question (course order), ``total``, ``max``,
     ``status``, ``error``. A question outside a student's exercise is left empty.
 
+    With ``overwrite``, an existing CSV is *updated*: the students graded now get their new row
+    (in its old place; new students at the end) and every other student's row stays as it was.
+
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is false.
+        ValueError: if ``overwrite`` is true and ``path`` is not a CSV this function wrote.
     """
     path = Path(path)
-    present = {result.question_id for grade in grades for result in grade.results}
+    rows = [_score_row(grade) for grade in grades]
+    if overwrite and path.exists():
+        now = {row["student"]: row for row in rows}
+        earlier = _earlier_rows(path)
+        kept = [now.pop(old["student"]) if old["student"] in now else old for old in earlier]
+        rows = kept + [row for row in rows if row["student"] in now]
+    present = {key for row in rows for key in row if key != "student" and key not in SCORE_COLUMNS}
     ids = [qid for qid in QUESTIONS if qid in present] + sorted(present - set(QUESTIONS))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["student", *ids, "total", "max", "status", "error"])
-            for grade in grades:
-                points = {result.question_id: result.points for result in grade.results}
-                writer.writerow([_csv_text(grade.student), *(points.get(qid, "") for qid in ids),
-                                 grade.total, grade.max_points, grade.status, _csv_text(grade.error)])
+            writer = csv.DictWriter(file, ["student", *ids, *SCORE_COLUMNS], restval="")
+            writer.writeheader()
+            writer.writerows(rows)
     except FileExistsError:
         raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
     return path
@@ -204,9 +266,12 @@ exercise:  --assignment if given, else the notebook's metadata, else an NN_ pref
 student:   the file name without .ipynb (submissions/alice.ipynb -> alice), or the folder's name
            when the file keeps the handed-out name (submissions/alice/01_derivative_bounds.ipynb
            -> alice). Repeated names get -2, -3, ...
+input:     notebooks, folders (every notebook below them, hidden folders such as
+           .ipynb_checkpoints left out) or quoted patterns: vgcourse grade submissions/ ...
 output:    the CSV (student, one column per question, total, max, status, error) and a
            <student>.txt with each question's feedback. Existing files are never replaced
-           without --overwrite.
+           without --overwrite; with it, re-grading some students updates their rows and
+           feedback and keeps everyone else's.
 
 status (the CSV's error column gives the reason):
 """ + "\n".join(textwrap.fill(meaning, 100, initial_indent=f"  {status:<16} ", subsequent_indent=" " * 19)
@@ -241,7 +306,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``vgcourse grade``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
-    parser.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb", help="the notebooks to grade")
+    parser.add_argument("submissions", nargs="+", metavar="SUBMISSION", type=str,
+                        help="the notebooks to grade: files, folders (every notebook below them) or quoted patterns")
     parser.add_argument("--out", required=True, type=Path, metavar="SCORES.csv", help="the CSV to write")
     parser.add_argument("--feedback", type=Path, metavar="DIR",
                         help="folder for one <student>.txt each (default: next to the CSV, e.g. scores-feedback/)")
@@ -252,7 +318,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time one whole submission may take, kernel start included (default: 600)")
     parser.add_argument("--memory-limit", type=_positive(int, "megabytes"), default=4096, metavar="MB",
                         help="memory a kernel may use beyond a fresh one with torch (Linux; default: 4096)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing CSV and feedback files")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="re-grade into an existing CSV: the students graded now get new rows and feedback "
+                             "files; every other student's row stays")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -264,6 +332,8 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--out {args.out} is a folder; give the CSV's file name")
         if feedback.exists() and not feedback.is_dir():
             raise ValueError(f"--feedback {feedback} is a file, not a folder")
+        if args.overwrite and args.out.exists():
+            _earlier_rows(args.out)  # a file that is not our CSV is refused before anything is graded
         existing = [args.out] if args.out.exists() else []
         existing += [path for path in feedback_paths(student_names(paths), feedback) if path.exists()]
         if existing and not args.overwrite:
@@ -282,7 +352,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         write_scores(grades, args.out, overwrite=args.overwrite)
         write_feedback(grades, feedback, overwrite=args.overwrite)
-    except FileExistsError as error:  # created by someone else while grading
+    except (FileExistsError, ValueError) as error:  # created or replaced by someone else while grading
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
     print(summary_line(grades, args.out))
