@@ -7,7 +7,7 @@ core of S × hidden units whose weight matrices are block-diagonal: seed ``s`` o
 ``s·H … (s+1)·H − 1`` of every gate and sees only its own input channels. Gradients outside the
 blocks are zeroed before every step, and Adam leaves a weight whose gradient has always been 0
 where it is (0), so the blocks never couple. The fused core keeps PyTorch's fast CPU kernels:
-three seeds cost about one (``benchmarks/seed_batching.py``).
+three seeds cost about half as much as three separate runs (``benchmarks/seed_batching.py``).
 
 A seed whose loss or weights become NaN or infinite is a result: it stops there
 (``History.diverged_at``), its block is zeroed so it cannot reach the others, and they train on.
