@@ -126,3 +126,74 @@ def test_monitor_figures_need_a_monitor_with_steps():
         gradient_flow_figure(mon)
     with pytest.raises(TypeError, match="GradientMonitor"):
         update_ratio_figure("monitor")
+
+
+def _boxes_overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _inside(box, figure_box, slack: float = 1.0) -> bool:
+    return (box.x0 >= figure_box.x0 - slack and box.y0 >= figure_box.y0 - slack
+            and box.x1 <= figure_box.x1 + slack and box.y1 <= figure_box.y1 + slack)
+
+
+def test_many_layers_get_a_colour_bar_not_a_fifty_entry_legend():
+    data = spirals(n=64, seed=0)
+    model = deep_mlp(2, 2, depth=50, width=4, activation="sigmoid", residual=True)
+    with GradientMonitor(model, histograms=False, activations=False) as mon:
+        train(model, data, epochs=1, batch_size=32, progress=False)
+    for fig in (gradient_flow_figure(mon), update_ratio_figure(mon)):
+        fig.draw_without_rendering()   # what displaying it does: the layout runs
+        data_axes = [ax for ax in fig.axes if ax.lines]
+        assert all(ax.get_legend() is None or len(ax.get_legend().texts) <= 10 for ax in data_axes)
+        bars = [ax for ax in fig.axes if ax not in data_axes]
+        assert len(bars) == 1 and "layer" in bars[0].get_ylabel()
+        ticks = bars[0].get_yticks()
+        assert np.allclose(ticks, np.round(ticks))                    # whole layer numbers
+        assert _inside(bars[0].get_window_extent(), fig.bbox)          # on the figure, not below it
+    flow = gradient_flow_figure(mon)
+    assert np.allclose(flow.axes[0].get_xticks(), np.round(flow.axes[0].get_xticks()))  # layer axis: integers
+
+
+def test_a_few_layers_get_a_legend_beside_the_axes(trained):
+    mon, _ = trained
+    fig = update_ratio_figure(mon)
+    fig.draw_without_rendering()
+    (ax,) = fig.axes
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.texts] == mon.layer_names
+    assert not _boxes_overlap(legend.get_window_extent(), ax.get_window_extent())
+    assert _inside(legend.get_window_extent(), fig.bbox)
+
+
+def test_histogram_legend_sits_below_the_rows_not_on_layer_1(trained):
+    mon, _ = trained
+    fig = histograms_figure(mon, "grad")
+    fig.draw_without_rendering()
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.texts] == ["step 0", "step 5"]
+    for ax in fig.axes:
+        assert not _boxes_overlap(legend.get_window_extent(), ax.get_window_extent())
+    assert _inside(legend.get_window_extent(), fig.bbox)
+
+
+def test_learning_curves_start_at_zero_and_a_spike_does_not_flatten_the_rest():
+    stalled = History(test_loss=[2.303, 2.31, 2.30, 2.302], test_accuracy=[0.1, 0.1, 0.11, 0.1])
+    fig = learning_curves_figure({"stalled": stalled})
+    assert fig.axes[0].get_ylim() == pytest.approx((0, 1.15 * 2.31))   # a flat loss looks flat
+    assert not fig.axes[0].texts
+
+    spiky = History(test_loss=[2.4, 1.0, 65.0, 0.5], test_accuracy=[0.1, 0.6, 0.1, 0.8])
+    fig = learning_curves_figure({"stalled": stalled, "spiky": spiky})
+    fig.draw_without_rendering()
+    low, high = fig.axes[0].get_ylim()
+    assert low == 0 and high == pytest.approx(1.15 * 2.4)                # the others stay readable
+    assert any("clipped" in t.get_text() for t in fig.axes[0].texts)     # and the clip is said
+    (legend,) = fig.legends
+    for ax in fig.axes:                                                  # the legend is off the data
+        assert not _boxes_overlap(legend.get_window_extent(), ax.get_window_extent())
+    assert _inside(legend.get_window_extent(), fig.bbox)
+
+    rising = History(test_loss=[1.0, 1.5, 1.8])                           # a real rise is shown whole
+    assert learning_curves_figure({"r": rising}).axes[0].get_ylim() == pytest.approx((0, 1.15 * 1.8))

@@ -127,6 +127,27 @@ def _check_monitor(monitor: GradientMonitor) -> None:
         raise ValueError("the monitor has recorded no steps yet; train the model inside `with GradientMonitor(model)`")
 
 
+MAX_LEGEND_LAYERS = 10
+"""With more layers than this, a figure tells layers apart by a colour bar instead of a legend."""
+
+
+def _layer_key(fig: Figure, ax, names: Sequence[str]) -> None:
+    """Name the per-layer lines of ``ax`` (coloured by :func:`_layer_colors`): a legend outside
+    the axes for a few layers, a colour bar numbered by layer for many."""
+    if len(names) <= MAX_LEGEND_LAYERS:
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+        return
+    mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(1, len(names)))
+    bar = fig.colorbar(mappable, ax=ax, pad=0.02)
+    bar.set_label(f"layer ({names[0]} … {names[-1]})")
+    bar.ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+
+
+def _layer_colors(names: Sequence[str]) -> np.ndarray:
+    return plt.get_cmap("viridis")(np.linspace(0, 1, len(names)))
+
+
 def _spread(names: Sequence[str], most: int) -> list[int]:
     """Indices of at most ``most`` evenly spaced entries, always the first and the last."""
     if len(names) <= most:
@@ -146,21 +167,20 @@ def gradient_flow_figure(monitor: GradientMonitor, steps: Sequence[int] | None =
     for step in steps:
         if not -monitor.steps <= step < monitor.steps:
             raise ValueError(f"step {step} is out of range; the monitor recorded {monitor.steps} steps")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     layers = np.arange(1, len(names) + 1)
     for step in steps:
         left.plot(layers, norms[step], marker="o", markersize=3, label=f"step {step % monitor.steps}")
     left.set(yscale="log", xlabel="layer (1 = next to the input)", ylabel="gradient norm ‖∂L/∂W‖",
              title="gradient norm per layer")
-    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(names)))
-    for index, (name, color) in enumerate(zip(names, colors)):
+    left.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    for index, (name, color) in enumerate(zip(names, _layer_colors(names))):
         right.plot(np.arange(monitor.steps), norms[:, index], color=color, linewidth=1, label=name)
     right.set(yscale="log", xlabel="training step", ylabel="gradient norm", title="gradient flow during training")
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
-    left.legend()
-    right.legend(fontsize="small", ncol=2 if len(names) > 6 else 1)
-    fig.tight_layout()
+    left.legend(fontsize="small")
+    _layer_key(fig, right, names)
     plt.close(fig)
     return fig
 
@@ -181,7 +201,8 @@ def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: 
     steps = sorted({r.step for r in records})
     colors = dict(zip(steps, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(steps)))))
     saturating = dict(zip(monitor.layer_names, ~np.isnan(monitor.saturated_fractions()).all(axis=0)))
-    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.6 * len(shown) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.6 * len(shown) + 1.0), sharex=True, squeeze=False,
+                             layout="constrained")
     for ax, name in zip(axes[:, 0], shown):
         for record in (r for r in records if r.layer == name):
             ax.stairs(record.counts, record.edges, color=colors[record.step], label=f"step {record.step}")
@@ -191,10 +212,11 @@ def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: 
             ax.axvspan(1 - monitor.saturation_margin, 1, color="tab:red", alpha=0.2)
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
         ax.set_yticks([])
-    axes[0, 0].legend(fontsize="small", ncol=min(len(steps), 5))
-    axes[0, 0].set_title(f"{'gradient' if kind == 'grad' else 'activation'} histograms per layer over training")
+    # One legend for all rows, below them: inside a row it would cover that layer's spike.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=min(len(steps), 7))
+    fig.suptitle(f"{'gradient' if kind == 'grad' else 'activation'} histograms per layer over training")
     axes[-1, 0].set_xlabel("weight gradient" if kind == "grad" else "activation output")
-    fig.tight_layout()
     plt.close(fig)
     return fig
 
@@ -207,15 +229,13 @@ def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Fi
     """
     _check_monitor(monitor)
     ratios, names = monitor.update_ratios(), monitor.layer_names
-    fig, ax = plt.subplots(figsize=(8, 4))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(names)))
-    for index, (name, color) in enumerate(zip(names, colors)):
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    for index, (name, color) in enumerate(zip(names, _layer_colors(names))):
         ax.plot(np.arange(monitor.steps), ratios[:, index], color=color, linewidth=1, label=name)
     ax.axhline(reference, color="black", linestyle="--", linewidth=1)
     ax.set(yscale="log", xlabel="training step", ylabel="‖Δw‖ / ‖w‖", title="update-to-weight ratio")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", ncol=2 if len(names) > 6 else 1)
-    fig.tight_layout()
+    _layer_key(fig, ax, names)
     plt.close(fig)
     return fig
 
@@ -228,18 +248,36 @@ def learning_curves_figure(histories: Mapping[str, History]) -> Figure:
         if not isinstance(history, History):
             raise TypeError(f"histories[{label!r}] must be a vgcourse.training.History, got {type(history).__name__}")
     with_accuracy = all(h.test_accuracy for h in histories.values())
-    fig, axes = plt.subplots(1, 2 if with_accuracy else 1, figsize=(11 if with_accuracy else 6, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if with_accuracy else 1, figsize=(11 if with_accuracy else 6, 4.2),
+                             squeeze=False, layout="constrained")
     for label, history in histories.items():
         epochs = np.arange(len(history.test_loss))
         axes[0, 0].plot(epochs, history.test_loss, marker="o", markersize=3, label=label)
         if with_accuracy:
             axes[0, 1].plot(epochs, history.test_accuracy, marker="o", markersize=3, label=label)
-    axes[0, 0].set(xlabel="epoch (0 = before training)", ylabel="test loss", title="learning curves")
+    # From 0, so a stalled loss looks stalled; up to a little above the highest starting loss, so
+    # one run's spike does not flatten the others (clipped values are said to be).
+    top = _loss_axis_top(histories)
+    axes[0, 0].set(xlabel="epoch (0 = before training)", ylabel="test loss", title="learning curves", ylim=(0, top))
+    if any(v > top for h in histories.values() for v in h.test_loss):
+        axes[0, 0].text(0.99, 0.98, f"values above {top:.3g} clipped", transform=axes[0, 0].transAxes,
+                        ha="right", va="top", fontsize="small", color="dimgray")
     if with_accuracy:
         axes[0, 1].set(xlabel="epoch (0 = before training)", ylabel="test accuracy", ylim=(0, 1))
     for ax in axes[0]:
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4))  # off the data
     plt.close(fig)
     return fig
+
+
+def _loss_axis_top(histories: Mapping[str, History], headroom: float = 1.15, spike: float = 2.0) -> float:
+    """The loss axis's upper limit: ``headroom`` × the highest value, leaving out values more than
+    ``spike`` times the highest starting loss (one run's blow-up); 1 when nothing is finite."""
+    starts = [h.test_loss[0] for h in histories.values() if h.test_loss and np.isfinite(h.test_loss[0])]
+    values = [v for h in histories.values() for v in h.test_loss if np.isfinite(v)]
+    if not values:
+        return 1.0
+    limit = spike * max(starts) if starts else max(values)
+    return headroom * max(v for v in values + [min(values)] if v <= limit)
