@@ -21,6 +21,8 @@ import pytest
 
 from lab_server import LabServer
 
+from vgcourse.build import build_html
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "browser"
 EXPLORER = ".vgcourse-derivative-explorer"
@@ -213,3 +215,44 @@ def test_the_course_map_opens_an_exercise(browser, lab):
         page.close()
     statuses = [status for status, url in opened if "03_detection.ipynb" in url]
     assert statuses and all(200 <= status < 300 for status in statuses), opened  # no 404: the link resolves
+
+
+@pytest.mark.browser
+def test_the_html_copy_works_with_the_network_off(browser, tmp_path):
+    """`vgcourse build`'s pages typeset their maths and load nothing but their own files."""
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Maths\n\nInline $\\sigma'(x) \\le \\tfrac14$, and\n\n$$\\prod_{l=1}^{L} J_l$$"),
+                nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(3)"),
+                nbformat.v4.new_code_cell("print('after the explorer')")]
+    nbformat.write(nb, source / "01_maths.ipynb")
+    report = build_html([source], tmp_path / "site", log=None)
+    assert not report.failures
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    outside, failed = [], []
+
+    def only_local(route):
+        if route.request.url.startswith(("file://", "data:")):   # the page's own files, inline data
+            route.continue_()
+        else:                                   # the network is off: anything else is an error
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    # about:blank (a frame MathJax opens) is no request at all: Chromium reports it as failed.
+    page.on("requestfailed", lambda request: None if request.url.startswith("about:") else failed.append(request.url))
+    try:
+        page.goto((tmp_path / "site" / "01_maths.html").as_uri(), timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function("() => document.querySelectorAll('span.MathJax, div.MathJax_Display').length >= 2",
+                               timeout=PAGE_TIMEOUT_MS, polling=250)
+        text = page.inner_text("body")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "html-offline.png")
+    finally:
+        page.close()
+    assert "$$" not in text and "\\prod" not in text and "\\tfrac" not in text   # typeset, not raw LaTeX
+    assert "Math Processing Error" not in text
+    assert "interactive explorer appears here" in text and "after the explorer" in text
+    assert outside == [] and failed == []

@@ -2,7 +2,8 @@
 
 Each notebook runs in a fresh kernel (nbclient) with its own folder as working directory, as in
 JupyterLab, and is exported with its outputs by nbconvert's ``HTMLExporter``; an ``index.html``
-links them all. The source notebooks are only read, never written.
+links them all. The source notebooks are only read, never written. The pages need no network:
+MathJax is copied beside them and nothing is loaded from a CDN (``html_template/offline``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import argparse
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +27,11 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import ClearOutputPreprocessor
 
+TEMPLATE_DIR = Path(__file__).parent / "html_template"
+"""nbconvert's lab template without its CDN scripts (``offline/index.html.j2``)."""
+MATHJAX_DIR = "mathjax"
+"""Where the build puts MathJax, beside the pages: jupyter-server-mathjax's copy (MathJax 2.7)."""
+MATHJAX_URL = f"{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 DEFAULT_NOTEBOOKS = Path("notebooks")
 DEFAULT_OUT = Path("build/html")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -146,6 +154,13 @@ def write_index(results: list[NotebookResult], out_dir: Path) -> Path:
     return index
 
 
+def _copy_mathjax(out_dir: Path) -> None:
+    """Put MathJax beside the pages, so the maths typesets with no network."""
+    source = resources.files("jupyter_server_mathjax") / "static"
+    with resources.as_file(source) as folder:
+        shutil.copytree(folder, out_dir / MATHJAX_DIR, dirs_exist_ok=True)
+
+
 def _read(path: Path) -> nbformat.NotebookNode:
     try:
         return nbformat.read(path, as_version=4)
@@ -179,7 +194,9 @@ def build_html(notebooks: list[Path], out_dir: Path = DEFAULT_OUT, timeout: int 
         raise ValueError("no notebooks to build")
     sources = {path: _read(path) for path in notebooks}  # every one readable before any kernel starts
     out_dir.mkdir(parents=True, exist_ok=True)
-    exporter, report = HTMLExporter(template_name="lab"), BuildReport(out_dir / "index.html")
+    _copy_mathjax(out_dir)
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATE_DIR)], mathjax_url=MATHJAX_URL)
+    report = BuildReport(out_dir / "index.html")
     built = {p.stem for p in notebooks}
     for number, source in enumerate(notebooks, 1):
         if log:
