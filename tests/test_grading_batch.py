@@ -66,7 +66,7 @@ def by_student(batch):
 def test_every_submission_gets_its_row_in_order(batch):
     grades = batch[0]
     assert [g.student for g in grades] == ["dave", *MALFORMED, "alice", "bob", "carol"]
-    assert [g.status for g in grades] == ["kernel died"] + ["malformed"] * 4 + ["ok", "ok", "errors"]
+    assert [g.status for g in grades] == ["kernel died"] + ["malformed"] * 4 + ["ok", "not attempted", "errors"]
 
 
 def test_submissions_are_not_modified_and_nothing_is_written_next_to_them(batch):
@@ -84,7 +84,8 @@ def test_solution_scores_full_marks(by_student):
 
 def test_untouched_exercise_scores_zero_without_crashing(by_student):
     bob = by_student["bob"]
-    assert (bob.total, bob.max_points, bob.status) == (0, 6, "ok")
+    assert (bob.total, bob.max_points, bob.status, bob.error) == (0, 6, "not attempted", "no question was answered")
+    assert not any(result.answered for result in bob.results)
     assert all("not answered yet" in r.message for r in bob.results)
 
 
@@ -167,7 +168,7 @@ def test_existing_reports_are_never_overwritten_silently(batch, tmp_path):
 
 def test_summary_line(batch):
     line = summary_line(batch[0], "scores.csv")
-    assert line == ("Graded 8 submissions (exercise 01): 2 ok, 1 errors, 1 kernel died, 4 malformed; "
+    assert line == ("Graded 8 submissions (exercise 01): 1 ok, 1 not attempted, 1 errors, 1 kernel died, 4 malformed; "
                     "mean 1.25 / 6 points → scores.csv")
 
 

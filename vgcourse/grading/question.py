@@ -112,6 +112,7 @@ class Result:
     points: int
     max_points: int
     message: str
+    answered: bool = True  # False when the answer still raised NotImplementedError, as handed out
 
     @property
     def passed(self) -> bool:
@@ -137,7 +138,7 @@ def score(question: Question, cases: list[Case], outputs: Any) -> Result:
             if error == NOT_ANSWERED:
                 return Result(question.id, 0, question.points,
                               f"✗ {question.id}: not answered yet — replace `raise NotImplementedError` "
-                              f"in `{question.answer_name}` with your code. Task: {question.task}")
+                              f"in `{question.answer_name}` with your code. Task: {question.task}", answered=False)
             return fail(f"{error}\n  on {describe_case(case)}")
         try:
             problem = question.compare(output["ok"], question.expected(copy.deepcopy(case)), case)

@@ -33,6 +33,8 @@ from vgcourse.grading.runner import CellRun, KernelSession
 
 STATUSES: dict[str, str] = {
     "ok": "every cell ran without an exception",
+    "not attempted": "every cell ran, and every answer still raises NotImplementedError as handed out: "
+                     "nothing was answered",
     "errors": "some cells raised exceptions; the other cells still ran and every question was graded",
     "timeout": "a cell, or testing an answer, ran past the per-cell time limit and was interrupted; "
                "the rest still ran and was graded, unless the cell ignored the interrupt "
@@ -237,6 +239,8 @@ def grade_submission(
         grade.note("malformed", str(error))
     except Exception as error:  # a grader failure must not stop the batch; it is reported as such
         grade.note("grader error", f"{type(error).__name__}: {error}")
+    if grade.status == "ok" and grade.results and not any(result.answered for result in grade.results):
+        grade.status, grade.error = "not attempted", "no question was answered"
     _fill_missing(grade)
     grade.seconds = time.monotonic() - started
     return grade
