@@ -4,9 +4,10 @@ command line (``vgcourse grade``) writes the report, prints the summary and refu
 import csv
 
 import pytest
-from fixtures.grading_submissions import IDS, answer_index, code, solution, write
+from fixtures.grading_submissions import IDS, answer_index, code, solution, untouched, write
 
 from vgcourse.cli import main
+from vgcourse.grading.batch import grade_submissions
 from vgcourse.grading.submission import grade_submission
 
 CHEAT = """\
@@ -90,6 +91,14 @@ def test_grade_command_writes_the_report_and_prints_a_summary(tmp_path, capsys):
     feedback = tmp_path / "scores-feedback"
     assert sorted(p.name for p in feedback.iterdir()) == ["alice.txt", "bob.txt"]
     assert str(feedback) in printed
+    # statistics per question, a figure, and a grade book an LMS imports, beside the CSV
+    with (tmp_path / "scores-questions.csv").open(newline="", encoding="utf-8") as file:
+        questions = list(csv.DictReader(file))
+    assert len(questions) == 3 and all(q["graded"] == "1" for q in questions)   # bob: malformed, no questions
+    assert (tmp_path / "scores-questions.png").read_bytes().startswith(b"\x89PNG")
+    with (tmp_path / "scores-gradebook.csv").open(newline="", encoding="utf-8") as file:
+        assert list(csv.reader(file)) == [["identifier", "percentage"], ["alice", "100.0"], ["bob", "0.0"]]
+    assert "full marks 100%" in printed and "scores-gradebook.csv" in printed
 
     # a second run must not replace the instructor's files ...
     before = out.read_bytes()
@@ -127,3 +136,14 @@ def test_grade_help_documents_names_statuses_and_limits(capsys):
     for words in ("alice/01_derivative_bounds.ipynb", "kernel died", "overall timeout", "malformed",
                   "--memory-limit", "--overwrite", "container"):
         assert words in text
+
+
+def test_parallel_grading_gives_the_same_grades_in_the_same_order(tmp_path):
+    paths = [write(solution(), tmp_path / "submissions", "alice"), write(untouched(), tmp_path / "submissions", "bob")]
+    (tmp_path / "submissions" / "carol.ipynb").write_text("not json")
+    paths.append(tmp_path / "submissions" / "carol.ipynb")
+    grades = grade_submissions(paths, jobs=2, cell_timeout=30, timeout=120, progress=False)
+    assert [(g.student, g.status, g.total) for g in grades] == [
+        ("alice", "ok", 6), ("bob", "not attempted", 0), ("carol", "malformed", 0)]
+    with pytest.raises(ValueError, match="jobs must be a positive number of parallel gradings, got 0"):
+        grade_submissions(paths, jobs=0, progress=False)

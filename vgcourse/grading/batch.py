@@ -14,17 +14,23 @@ import re
 import sys
 import textwrap
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
 from vgcourse.grading.registry import QUESTIONS
+from vgcourse.grading.statistics import (
+    question_statistics, statistics_figure, write_gradebook, write_question_statistics,
+)
 from vgcourse.grading.submission import (
     STATUSES, SubmissionGrade, check_limits, grade_submission, normalize_assignment, student_name,
 )
 
-__all__ = ["STATUSES", "SubmissionGrade", "add_arguments", "check_submission_paths", "feedback_paths", "feedback_text",
+__all__ = ["STATUSES", "SubmissionGrade", "add_arguments", "check_jobs", "check_submission_paths", "feedback_paths",
+           "feedback_text", "report_paths",
            "grade_submission", "grade_submissions", "run_command", "student_names", "summary_line",
            "write_feedback", "write_scores"]
 
@@ -92,6 +98,13 @@ def student_names(paths: Sequence[str | Path]) -> list[str]:
     return names
 
 
+def check_jobs(jobs: object) -> int:
+    """``jobs`` as a positive int, or a ValueError saying what is allowed."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive number of parallel gradings, got {jobs!r}")
+    return jobs
+
+
 def grade_submissions(
     paths: Iterable[str | Path],
     *,
@@ -100,24 +113,42 @@ def grade_submissions(
     timeout: float = 600,
     memory_limit_mb: int = 4096,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[SubmissionGrade]:
-    """Grade each notebook in ``paths`` in its own fresh kernel, one after another.
+    """Grade each notebook in ``paths`` in its own fresh kernel; the grades in the order given.
 
     Arguments are checked before anything runs (ValueError naming the bad one); after that a
     broken submission only affects its own grade. See :func:`grade_submission` for the limits.
-    ``progress`` shows a progress bar (``tqdm.auto``).
+    ``jobs`` submissions are graded at a time, each in a grader process of its own (one per
+    core is the most that helps; ``benchmarks/grading_jobs.py`` measures it). ``progress``
+    shows a progress bar (``tqdm.auto``).
     """
     paths = check_submission_paths(paths)
     check_limits(cell_timeout, timeout, memory_limit_mb)
+    jobs = check_jobs(jobs)
     assignment = None if assignment is None else normalize_assignment(assignment)
-    grades = []
+    options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb)
+    students = student_names(paths)
     with tqdm(total=len(paths), desc="Grading", unit="notebook", disable=not progress) as bar:
-        for path, student in zip(paths, student_names(paths)):
-            bar.set_postfix_str("".join(c if c.isprintable() else "?" for c in student))
-            grades.append(grade_submission(path, assignment=assignment, cell_timeout=cell_timeout,
-                                           timeout=timeout, memory_limit_mb=memory_limit_mb, student=student))
-            bar.update()
-    return grades
+        if jobs == 1:
+            grades = []
+            for path, student in zip(paths, students):
+                bar.set_postfix_str("".join(c if c.isprintable() else "?" for c in student))
+                grades.append(grade_submission(path, student=student, **options))
+                bar.update()
+            return grades
+        # spawn, not fork: a forked grader would share the parent's event loops and sockets.
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(grade_submission, path, student=student, **options)
+                       for path, student in zip(paths, students)]
+            try:
+                for _ in as_completed(futures):
+                    bar.update()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            return [future.result() for future in futures]
 
 
 # ---- the report --------------------------------------------------------------------------------
@@ -268,8 +299,10 @@ student:   the file name without .ipynb (submissions/alice.ipynb -> alice), or t
            -> alice). Repeated names get -2, -3, ...
 input:     notebooks, folders (every notebook below them, hidden folders such as
            .ipynb_checkpoints left out) or quoted patterns: vgcourse grade submissions/ ...
-output:    the CSV (student, one column per question, total, max, status, error) and a
-           <student>.txt with each question's feedback. Existing files are never replaced
+output:    the CSV (student, one column per question, total, max, status, error), a
+           <student>.txt with each question's feedback, per-question statistics
+           (<out>-questions.csv and a figure, <out>-questions.png) and a grade book for an LMS
+           (<out>-gradebook.csv: identifier, percentage). Existing files are never replaced
            without --overwrite; with it, re-grading some students updates their rows and
            feedback and keeps everyone else's.
 
@@ -318,13 +351,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time one whole submission may take, kernel start included (default: 600)")
     parser.add_argument("--memory-limit", type=_positive(int, "megabytes"), default=4096, metavar="MB",
                         help="memory a kernel may use beyond a fresh one with torch (Linux; default: 4096)")
+    parser.add_argument("--jobs", type=_positive(int, "parallel gradings"), default=1, metavar="N",
+                        help="grade N submissions at a time (at most one per core helps; default: 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-grade into an existing CSV: the students graded now get new rows and feedback "
                              "files; every other student's row stays")
 
 
+def report_paths(out: Path) -> dict[str, Path]:
+    """The files written beside the scores CSV ``out``: per-question statistics (CSV and figure)
+    and the LMS grade book."""
+    return {"questions": out.with_name(out.stem + "-questions.csv"),
+            "figure": out.with_name(out.stem + "-questions.png"),
+            "gradebook": out.with_name(out.stem + "-gradebook.csv")}
+
+
+def _write_reports(grades: Sequence[SubmissionGrade], out: Path, overwrite: bool) -> dict[str, Path]:
+    paths = report_paths(out)
+    stats = question_statistics(grades)
+    write_question_statistics(stats, paths["questions"], overwrite=overwrite)
+    if stats:
+        if paths["figure"].exists() and not overwrite:
+            raise FileExistsError(f"{paths['figure']} already exists; choose another --out or pass --overwrite")
+        statistics_figure(stats).savefig(paths["figure"], dpi=100)
+    write_gradebook(out, paths["gradebook"], overwrite=overwrite)
+    for s in stats:
+        reason = f"; most common problem ({s.common_failure_count}): {s.common_failure[:90]}" if s.common_failure else ""
+        print(f"  {s.question_id:<28} mean {s.mean_points:.2g} / {s.max_points}, full marks {s.full_marks:.0%}{reason}")
+    return paths
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Grade ``args.submissions``, write the CSV and feedback, print a summary; the exit status."""
+    """Grade ``args.submissions``, write the CSV, feedback and reports, print a summary; the exit status."""
     feedback = args.feedback or args.out.with_name(args.out.stem + "-feedback")
     try:
         paths = check_submission_paths(args.submissions)
@@ -334,7 +392,7 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--feedback {feedback} is a file, not a folder")
         if args.overwrite and args.out.exists():
             _earlier_rows(args.out)  # a file that is not our CSV is refused before anything is graded
-        existing = [args.out] if args.out.exists() else []
+        existing = [path for path in (args.out, *report_paths(args.out).values()) if path.exists()]
         existing += [path for path in feedback_paths(student_names(paths), feedback) if path.exists()]
         if existing and not args.overwrite:
             shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
@@ -345,18 +403,22 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     try:
         grades = grade_submissions(paths, assignment=args.assignment, cell_timeout=args.cell_timeout,
-                                   timeout=args.timeout, memory_limit_mb=args.memory_limit)
+                                   timeout=args.timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs)
     except KeyboardInterrupt:
         print("vgcourse grade: interrupted; nothing was written", file=sys.stderr)
         return 130
     try:
         write_scores(grades, args.out, overwrite=args.overwrite)
         write_feedback(grades, feedback, overwrite=args.overwrite)
+        print(summary_line(grades, args.out))
+        print("Per question, over the submissions graded now:")
+        reports = _write_reports(grades, args.out, args.overwrite)
     except (FileExistsError, ValueError) as error:  # created or replaced by someone else while grading
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
-    print(summary_line(grades, args.out))
     print(f"Feedback for each student: {feedback}{'/' if not str(feedback).endswith('/') else ''}")
+    print(f"Statistics: {reports['questions']} and {reports['figure']}; "
+          f"for the LMS (identifier, percentage; the whole CSV): {reports['gradebook']}")
     failed = [grade.student for grade in grades if grade.status == "grader error"]
     if failed:
         print(f"vgcourse grade: the grader failed on {', '.join(failed)} (see the error column); "
