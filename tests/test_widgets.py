@@ -228,7 +228,11 @@ def test_show_gradient_norms_redraws_in_place():
 
 def test_gradient_flow_readout():
     text = gradient_flow_readout([1e-6, 1e-4, 1e-2, 1.0])
-    assert text.startswith("<b>layer 1 / layer 4 gradient norm = 1.0e-06</b>")
+    # The headline compares layer 1 with the last hidden layer; the output layer comes second.
+    assert text.startswith("<b>layer 1 / layer 3 (last hidden) gradient norm = 1.0e-04</b>; layer 1 / layer 4 (output) = 1.0e-06")
+    spike = gradient_flow_readout([0.5, 0.5, 0.5, 400.0])       # a flat profile with an output spike
+    assert "(last hidden) gradient norm = 1.0e+00</b>" in spike and "(output) = 1.3e-03" in spike
+    assert gradient_flow_readout([1e-3, 1.0]).startswith("<b>layer 1 / layer 2 gradient norm = 1.0e-03</b>")
     assert "fitted factor per layer, from layer 3 back to layer 2: ×0.010" in text
     assert "underflowed to exactly zero" in gradient_flow_readout([0.0, 1e-30, 1e-20, 1.0])
     assert "fitted factor" not in gradient_flow_readout([0.0, 0.0, 1e-20, 1.0])
@@ -243,7 +247,7 @@ def test_gradient_flow_explorer_follows_its_controls():
     assert "vgcourse-gradient-flow-explorer" in explorer._dom_classes
     assert list(explorer.controls) == ["depth", "activation", "init", "batch_norm", "residual"]
     curve = lambda: explorer.figures[0].axes[0].lines[0]
-    assert len(curve().get_ydata()) == 20 and "layer 1 / layer 20" in explorer.readout.value
+    assert len(curve().get_ydata()) == 20 and "layer 1 / layer 19 (last hidden)" in explorer.readout.value
 
     explorer.controls["depth"].value = 10
     assert len(curve().get_xdata()) == 10

@@ -57,7 +57,9 @@ def layer_values_figure(
     """One line per entry of ``values`` against layer number 1..L (log scale by default)."""
     _check_series(values, "values")
     lines = {label: (np.arange(1, len(series) + 1), series) for label, series in values.items()}
-    return _lines_figure(lines, "layer (1 = next to the input)", ylabel, title, log, markersize=3)
+    fig = _lines_figure(lines, "layer (1 = next to the input)", ylabel, title, log, markersize=3)
+    fig.axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # layers are whole numbers
+    return fig
 
 
 def curves_figure(

@@ -139,20 +139,28 @@ def show_gradient_norms(
 
 
 def gradient_flow_readout(norms: list[float]) -> str:
-    """HTML with the layer-1 / layer-L gradient norm ratio and, when every hidden layer's
+    """HTML with the layer-1 / last-hidden-layer gradient norm ratio (and layer 1 / the output
+    layer's), and, when every hidden layer's
     norm is positive, the factor per layer fitted from layer L-1 back to layer 2 (as in
     notebook 02: layer 1 sees the raw pixels and layer L has no activation)."""
     if len(norms) < 2:
         raise ValueError(f"need the norms of at least two layers, got {len(norms)}")
-    first, last = norms[0], norms[-1]
     depth = len(norms)
-    if last == 0 or not math.isfinite(first / last):
-        ratio = f"undefined (layer 1: {first:.1e}, layer {depth}: {last:.1e})"
-    elif first == 0:
-        ratio = "0 — layer 1's gradient underflowed to exactly zero"
+
+    def ratio(first: float, last: float, layer: int) -> str:
+        if last == 0 or not math.isfinite(first / last):
+            return f"undefined (layer 1: {first:.1e}, layer {layer}: {last:.1e})"
+        if first == 0:
+            return "0 — layer 1's gradient underflowed to exactly zero"
+        return f"{first / last:.1e}"
+
+    # The output layer has no activation and its norm often stands apart from the hidden layers'
+    # (a spike), so the headline compares layer 1 with the last *hidden* layer.
+    if depth >= 3:
+        text = (f"<b>layer 1 / layer {depth - 1} (last hidden) gradient norm = {ratio(norms[0], norms[-2], depth - 1)}</b>"
+                f"; layer 1 / layer {depth} (output) = {ratio(norms[0], norms[-1], depth)}")
     else:
-        ratio = f"{first / last:.1e}"
-    text = f"<b>layer 1 / layer {depth} gradient norm = {ratio}</b>"
+        text = f"<b>layer 1 / layer {depth} gradient norm = {ratio(norms[0], norms[-1], depth)}</b>"
     hidden = norms[1:-1][::-1]  # from layer L-1 back to layer 2, as notebook 02 fits it
     if len(hidden) >= 2 and all(0 < n < math.inf for n in hidden):
         factor = fitted_decay_factor(hidden)
