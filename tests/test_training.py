@@ -136,3 +136,16 @@ def test_the_progress_bar_follows_tqdm_settings():
     assert "training" in _stderr_of_training({}, progress=True)       # shown by default (a widget in JupyterLab)
     assert "training" not in _stderr_of_training({}, progress=False)
     assert "training" not in _stderr_of_training({"TQDM_DISABLE": "1"}, progress=True)  # nbval, vgcourse build
+
+
+def test_subnormals_are_flushed_inside_the_block_only():
+    from vgcourse.training import subnormals_flushed
+
+    tiny = torch.tensor([1e-39], dtype=torch.float32)       # subnormal in float32
+    with subnormals_flushed():
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) > 0                             # PyTorch's default is back
+    with pytest.raises(RuntimeError):
+        with subnormals_flushed():
+            raise RuntimeError("a failing training loop")
+    assert float(tiny * 1.0) > 0                             # restored even then

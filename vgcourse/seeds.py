@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from vgcourse.data import Split, digits
 from vgcourse.experiments import Setup, build_model
 from vgcourse.models import DeepMLP, layer_names, linear_layers
-from vgcourse.training import History, check_budget, default_device, epoch_bar
+from vgcourse.training import History, check_budget, default_device, epoch_bar, subnormals_flushed
 
 SEEDS = (0, 1, 2)
 """The seeds a training claim is checked over unless a notebook says otherwise."""
@@ -294,8 +294,7 @@ def run_seeds(
                     getattr(history, loss_name).append(losses[s])
                     getattr(history, accuracy_name).append(accuracies[s])
 
-    flushing = torch.set_flush_denormal(True)  # as in training.train: subnormals flushed to zero
-    try:
+    with subnormals_flushed():
         start_time = time.perf_counter()
         record()
         stack.train()
@@ -330,9 +329,6 @@ def run_seeds(
             if not any(alive):
                 break
             record()
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
     seconds = time.perf_counter() - start_time
     stack.copy_into(models, step)
     norms = torch.stack(norm_rows, dim=1).cpu().numpy() if norm_rows else np.zeros((len(seeds), 0, stack.depth))

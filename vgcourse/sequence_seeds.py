@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from vgcourse.data import Split
 from vgcourse.models import CELLS, SequenceModel, sequence_model
 from vgcourse.seeds import SEEDS, check_seeds
-from vgcourse.training import History, check_budget, default_device, epoch_bar
+from vgcourse.training import History, check_budget, default_device, epoch_bar, subnormals_flushed
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 """Gate blocks stacked in each PyTorch recurrent weight matrix (``weight_ih_l0`` has gates × H rows)."""
@@ -238,8 +238,7 @@ def _train(models: list[SequenceModel], data: Split, seeds: tuple[int, ...], epo
         alive[s], histories[s].diverged_at = False, step
         stack.retire(s, optimizer)
 
-    flushing = torch.set_flush_denormal(True)  # as in training.train: subnormals flushed to zero
-    try:
+    with subnormals_flushed():
         start_time = time.perf_counter()
         for s, finite in enumerate(stack.finite_seeds()):
             if not finite:  # NaN weights from the start: its first loss would be NaN
@@ -273,9 +272,6 @@ def _train(models: list[SequenceModel], data: Split, seeds: tuple[int, ...], epo
             if not any(alive):
                 break
             record()
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
     seconds = time.perf_counter() - start_time
     stack.copy_into(models)
     for history in histories:

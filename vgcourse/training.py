@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,22 @@ class History:
     def epochs(self) -> int:
         """Number of completed epochs."""
         return max(len(self.train_loss) - 1, 0)
+
+
+@contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Inside the block, subnormal floats are flushed to zero (``torch.set_flush_denormal``);
+    PyTorch's default (off) is restored after. Every training loop of the course runs in one.
+
+    Vanishing gradients reach float32's subnormal range (below 1.2e-38), where CPU arithmetic
+    runs up to 100x slower; the values lost are zero for any practical purpose.
+    """
+    flushing = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 def epoch_bar(epochs: int, progress: bool) -> tqdm:
@@ -158,7 +175,7 @@ def train(
     Raises:
         TrainingDiverged: when a training loss becomes NaN or infinite and ``on_divergence="raise"``.
 
-    While it runs, subnormal floats are flushed to zero (``torch.set_flush_denormal``).
+    While it runs, subnormal floats are flushed to zero (:func:`subnormals_flushed`).
     """
     _check_args(model, data)
     check_budget(epochs, lr, batch_size, optimizer, on_divergence)
@@ -186,11 +203,7 @@ def train(
             if classification:
                 accuracies.append(accuracy)
 
-    # Vanishing gradients reach float32's subnormal range (below 1.2e-38), where CPU arithmetic
-    # runs up to 100x slower. Flushing subnormals to zero keeps deep sigmoid networks fast; the
-    # values lost were zero for any practical purpose. PyTorch's default (off) is restored after.
-    flushing = torch.set_flush_denormal(True)
-    try:
+    with subnormals_flushed():  # deep sigmoid networks stay fast; see subnormals_flushed
         start_time = time.perf_counter()
         record()
         model.train()
@@ -221,8 +234,5 @@ def train(
                 break
             record()
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
     history.seconds = time.perf_counter() - start_time
     return history
