@@ -11,7 +11,6 @@ Skipped, with the reason, when Playwright or Chromium is missing.
 
 import os
 import re
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from lab_server import LabServer
 
 from vgcourse.build import build_html
+from vgcourse.doctor import chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "browser"
@@ -61,10 +61,11 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError as error:
         _missing(f"Playwright for Python can't be imported ({error}); it is in requirements.lock")
-    executable = os.environ.get("VGCOURSE_CHROMIUM") or shutil.which("chromium")
-    if not executable or not os.access(executable, os.X_OK):
+    executable = chromium_path()
+    if executable is None:
+        looked = os.environ.get("VGCOURSE_CHROMIUM") or "chromium on PATH"
         _missing("Chromium not found: install Debian's chromium package (apt-get install chromium) "
-                 f"or set VGCOURSE_CHROMIUM (looked for {executable or 'chromium on PATH'!r})")
+                 f"or set VGCOURSE_CHROMIUM (looked for {looked!r})")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield chromium

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from vgcourse.grading.registry import QUESTIONS
 from vgcourse.grading.statistics import (
-    question_statistics, statistics_figure, write_gradebook, write_question_statistics,
+    open_report, question_statistics, statistics_figure, write_gradebook, write_question_statistics,
 )
 from vgcourse.grading.submission import (
     STATUSES, SubmissionGrade, check_limits, grade_submission, normalize_assignment, student_name,
@@ -207,13 +207,10 @@ def write_scores(grades: Sequence[SubmissionGrade], path: str | Path, *, overwri
     present = {key for row in rows for key in row if key != "student" and key not in SCORE_COLUMNS}
     ids = [qid for qid in QUESTIONS if qid in present] + sorted(present - set(QUESTIONS))
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, ["student", *ids, *SCORE_COLUMNS], restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-    except FileExistsError:
-        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
+    with open_report(path, overwrite) as file:
+        writer = csv.DictWriter(file, ["student", *ids, *SCORE_COLUMNS], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 
@@ -262,7 +259,7 @@ def write_feedback(grades: Sequence[SubmissionGrade], directory: str | Path, *,
         raise FileExistsError(f"feedback already exists: {shown}; choose another --feedback or pass --overwrite")
     Path(directory).mkdir(parents=True, exist_ok=True)
     for grade, path in zip(grades, paths):
-        with path.open("w" if overwrite else "x", encoding="utf-8") as file:
+        with open_report(path, overwrite) as file:
             file.write(feedback_text(grade))
     return paths
 
@@ -371,9 +368,8 @@ def _write_reports(grades: Sequence[SubmissionGrade], out: Path, overwrite: bool
     stats = question_statistics(grades)
     write_question_statistics(stats, paths["questions"], overwrite=overwrite)
     if stats:
-        if paths["figure"].exists() and not overwrite:
-            raise FileExistsError(f"{paths['figure']} already exists; choose another --out or pass --overwrite")
-        statistics_figure(stats).savefig(paths["figure"], dpi=100)
+        with open_report(paths["figure"], overwrite, binary=True) as file:
+            statistics_figure(stats).savefig(file, format="png", dpi=100)
     write_gradebook(out, paths["gradebook"], overwrite=overwrite)
     for s in stats:
         reason = f"; most common problem ({s.common_failure_count}): {s.common_failure[:90]}" if s.common_failure else ""

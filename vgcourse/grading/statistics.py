@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Iterator, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from vgcourse.grading.registry import QUESTIONS
 from vgcourse.grading.submission import SubmissionGrade
+
+
+@contextmanager
+def open_report(path: Path, overwrite: bool, binary: bool = False) -> Iterator[IO]:
+    """``path`` opened for writing a report: created, or replaced only with ``overwrite``;
+    otherwise a FileExistsError saying how to go on. Every file ``vgcourse grade`` writes uses it."""
+    mode = ("w" if overwrite else "x") + ("b" if binary else "")
+    try:
+        file = path.open(mode) if binary else path.open(mode, newline="", encoding="utf-8")
+    except FileExistsError:
+        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
+    with file:
+        yield file
 
 
 @dataclass(frozen=True)
@@ -63,15 +77,12 @@ def question_statistics(grades: Sequence[SubmissionGrade]) -> list[QuestionStati
 def write_question_statistics(stats: Sequence[QuestionStatistics], path: str | Path, *, overwrite: bool = False) -> Path:
     """The statistics as a CSV: ``question, graded, max, mean, full_marks, common_failure, count``."""
     path = Path(path)
-    try:
-        with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["question", "graded", "max", "mean", "full_marks", "common_failure", "count"])
-            for s in stats:
-                writer.writerow([s.question_id, s.graded, s.max_points, f"{s.mean_points:.2f}",
-                                 f"{s.full_marks:.2f}", s.common_failure[:300], s.common_failure_count])
-    except FileExistsError:
-        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
+    with open_report(path, overwrite) as file:
+        writer = csv.writer(file)
+        writer.writerow(["question", "graded", "max", "mean", "full_marks", "common_failure", "count"])
+        for s in stats:
+            writer.writerow([s.question_id, s.graded, s.max_points, f"{s.mean_points:.2f}",
+                             f"{s.full_marks:.2f}", s.common_failure[:300], s.common_failure_count])
     return path
 
 
@@ -100,13 +111,10 @@ def write_gradebook(scores_csv: str | Path, path: str | Path, *, overwrite: bool
     with Path(scores_csv).open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     path = Path(path)
-    try:
-        with path.open("w" if overwrite else "x", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(["identifier", "percentage"])
-            for row in rows:
-                total, most = float(row["total"] or 0), float(row["max"] or 0)
-                writer.writerow([row["student"], f"{100 * total / most if most else 0.0:.1f}"])
-    except FileExistsError:
-        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
+    with open_report(path, overwrite) as file:
+        writer = csv.writer(file)
+        writer.writerow(["identifier", "percentage"])
+        for row in rows:
+            total, most = float(row["total"] or 0), float(row["max"] or 0)
+            writer.writerow([row["student"], f"{100 * total / most if most else 0.0:.1f}"])
     return path
