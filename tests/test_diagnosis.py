@@ -137,6 +137,29 @@ def test_medians_use_the_last_window_steps(data: Split) -> None:
     assert abs(everything - expected) > 1e-3 * expected  # so the window really mattered
 
 
+def test_at_start_takes_medians_over_the_first_steps(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=3, width=16, activation="relu", init="he"), data)
+    norms = mon.grad_norms()
+    first = norms[:5]
+    result = diagnose(mon, window=5, at="start")
+    assert (result.steps_used, result.at) == (5, "start") and diagnose(mon).at == "end"
+    assert result.grad_norm_ratio == pytest.approx(np.median(first[:, 0]) / np.median(first[:, -1]), rel=1e-9)
+    assert result.grad_norm_ratio != pytest.approx(diagnose(mon, window=5).grad_norm_ratio, rel=1e-3)
+    assert str(result).endswith("(median of the first 5 steps)")
+    assert diagnose(mon, window=1, at="start").max_grad_norm == pytest.approx(norms[0].max(), rel=1e-9)
+
+
+def test_an_explosion_that_kills_every_unit_is_exploding_at_the_start(data: Split) -> None:
+    """ReLU + He with every weight quadrupled, 9 layers: one SGD step at lr 1e-3 sends every unit
+    of a layer to 0 without an inf or NaN, so the last steps say "dead"; the first says why."""
+    model = deep_mlp(64, 10, depth=9, width=64, activation="relu", init="he", weight_scale=4.0, seed=482796)
+    with GradientMonitor(model, histograms=False, update_ratios=False) as mon:
+        train(model, digits(seed=34), epochs=1, lr=1e-3, batch_size=32, progress=False, on_divergence="stop")
+    assert diagnose(mon).verdict in ("dead", "nonfinite")  # dead here, on x86 at every kernel level
+    start = diagnose(mon, window=1, at="start")
+    assert start.verdict == "exploding" and start.max_grad_norm > 1e5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -147,6 +170,7 @@ def test_medians_use_the_last_window_steps(data: Split) -> None:
         ({"dead_threshold": 1.1}, r"dead_threshold must be a number in \(0, 1\], got 1.1"),
         ({"saturation_threshold": "high"}, r"saturation_threshold .* got 'high'"),
         ({"window": 0}, "window must be a positive integer, got 0"),
+        ({"at": "middle"}, r"at must be one of \['end', 'start'\], got 'middle'"),
     ],
 )
 def test_bad_thresholds_are_named(kwargs: dict, message: str) -> None:

@@ -72,6 +72,16 @@ def test_diagnose_solution_passes():
     assert result.passed, result.message
 
 
+@pytest.mark.parametrize(("seed", "data_seed"), [(482796, 34), (460616, 61), (82568, 27)])
+def test_diagnose_solution_names_an_explosion_that_ends_in_dead_units(seed, data_seed):
+    """Three of 3,000 sampled exploding cases whose first SGD steps kill every unit of a layer
+    without an inf or NaN (CI found the first): judged over the last steps they look dead."""
+    case = {"problem": "exploding", "depth": 9, "activation": "relu", "init": "he", "weight_scale": 4.0,
+            "hidden_bias": None, "seed": seed, "data_seed": data_seed}
+    question = get_question("ex10.diagnose")
+    assert question.call(solution("ex10.diagnose"), case) == "exploding"
+
+
 def test_fix_solution_passes_and_shows_its_accuracy(capsys):
     result = run_question("ex10.fix", solution("ex10.fix"), seed=5)
     assert result.passed, result.message

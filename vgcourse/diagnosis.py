@@ -1,7 +1,8 @@
 """``diagnose()``: name what is wrong with a network's gradients from a monitor's records.
 
-Each layer is summarised by its median over the last ``window`` recorded steps, so one noisy
-batch does not decide the verdict. The criteria, most severe first:
+Each layer is summarised by its median over ``window`` recorded steps — the last ones by
+default (the network as training left it), or the first ones with ``at="start"`` (the network as
+it was built, before training changed it) — so one noisy batch does not decide the verdict. The criteria, most severe first:
 
 - **nonfinite**: some gradient norm was inf or NaN at any recorded step.
 - **exploding**: the largest layer gradient norm is at least ``explode_norm``, or the first
@@ -40,7 +41,8 @@ class Diagnosis:
     Attributes:
         verdict: the most severe entry of ``problems``, or ``"healthy"``.
         problems: every criterion that fired, most severe first (empty when healthy).
-        steps_used: how many recent steps the medians were taken over.
+        steps_used: how many steps the medians were taken over.
+        at: ``"end"`` if they were the last recorded steps, ``"start"`` if the first.
         first_layer, last_layer: the first and last layer in forward order.
         grad_norm_ratio: median gradient norm of ``first_layer`` divided by ``last_layer``'s.
         max_grad_norm, max_grad_layer: the largest median gradient norm and its layer.
@@ -55,6 +57,7 @@ class Diagnosis:
     verdict: str
     problems: tuple[str, ...]
     steps_used: int
+    at: str
     first_layer: str
     last_layer: str
     grad_norm_ratio: float
@@ -90,13 +93,18 @@ class Diagnosis:
                 f"{note}{self.saturated_fraction:.0%} of {self.saturated_layer}'s units are saturated"
             )
         # The verdict and its evidence only; the thresholds are in ``thresholds`` and the repr.
-        return f"{self.verdict}: {'; '.join(parts)} (median of the last {self.steps_used} steps)"
+        return f"{self.verdict}: {'; '.join(parts)} (median of the {'first' if self.at == 'start' else 'last'} {self.steps_used} steps)"
 
 
-def _recent_median(table: np.ndarray, window: int) -> np.ndarray:
+WINDOW_ENDS = ("end", "start")
+"""Where ``diagnose``'s window of steps may sit: the last recorded steps, or the first."""
+
+
+def _window_median(table: np.ndarray, window: int, at: str) -> np.ndarray:
+    rows = table[-window:] if at == "end" else table[:window]
     with warnings.catch_warnings():  # columns without data (all NaN) stay NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(table[-window:], axis=0)
+        return np.nanmedian(rows, axis=0)
 
 
 def _worst(values: np.ndarray, names: list[str]) -> tuple[float, str | None]:
@@ -123,6 +131,7 @@ def diagnose(
     saturation_threshold: float = 0.9,
     dead_threshold: float = 0.9,
     window: int = 20,
+    at: str = "end",
 ) -> Diagnosis:
     """Diagnose the run recorded by ``monitor`` (criteria in the module docstring).
 
@@ -133,7 +142,10 @@ def diagnose(
         explode_ratio: first/last gradient-norm ratio at or above which gradients explode, > 1.
         saturation_threshold: fraction of saturated units worth reporting, in (0, 1].
         dead_threshold: fraction of dead units in one layer that makes the network dead, in (0, 1].
-        window: number of most recent steps to take medians over.
+        window: number of steps to take medians over.
+        at: ``"end"``: the last ``window`` steps, the network as training left it; ``"start"``:
+            the first ``window`` steps, the network as it was built (an untrained network's
+            problem shows there, before training turns, say, an explosion into dead units).
 
     Returns:
         a :class:`Diagnosis`; ``str()`` of it is a one-line readable report.
@@ -155,15 +167,17 @@ def diagnose(
     }
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
+    if at not in WINDOW_ENDS:
+        raise ValueError(f"at must be one of {list(WINDOW_ENDS)}, got {at!r}")
 
     names = monitor.layer_names
-    norms = _recent_median(monitor.grad_norms(), window)
+    norms = _window_median(monitor.grad_norms(), window, at)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(norms[0] / norms[-1])
     max_norm, max_layer = _worst(norms, names)
-    saturated_fractions = _recent_median(monitor.saturated_fractions(), window)
+    saturated_fractions = _window_median(monitor.saturated_fractions(), window, at)
     saturated, saturated_layer = _worst(saturated_fractions, names)
-    dead, dead_layer = _worst(_recent_median(monitor.dead_fractions(), window), names)
+    dead, dead_layer = _worst(_window_median(monitor.dead_fractions(), window, at), names)
     nonfinite = monitor.first_nonfinite()
 
     fired = {
@@ -177,6 +191,7 @@ def diagnose(
         verdict=problems[0] if problems else "healthy",
         problems=problems,
         steps_used=min(window, monitor.steps),
+        at=at,
         first_layer=names[0],
         last_layer=names[-1],
         grad_norm_ratio=ratio,

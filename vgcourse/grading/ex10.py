@@ -171,7 +171,8 @@ QUESTIONS = (
         answer_name="diagnose_model",
         task=f"return one of {list(PROBLEMS)} for an untrained digits classifier (model, data)",
         hint="Attach a GradientMonitor, run a short training (say one epoch, lr 1e-3, on_divergence='stop'), "
-             "then map diagnose(monitor).verdict to an answer: 'nonfinite' is an explosion too.",
+             "then map diagnose(monitor, window=1, at='start').verdict — the first step, the model as built "
+             "(an explosion can end in dead units) — to an answer: 'nonfinite' is an explosion too.",
         cases=_diagnose_cases,
         call=_diagnose_call,
         expected=lambda case: case["problem"],
