@@ -1,4 +1,5 @@
-"""In a real browser: notebook 01's derivative explorer is a live widget that answers its slider.
+"""In a real browser: every notebook runs in JupyterLab and its figures are shown as a learner
+sees them; notebook 01's derivative explorer is a live widget that answers its slider.
 
 JupyterLab runs from this environment over a temp learner workspace (tests/lab_server.py), rooted
 as `make lab` roots it, so notebook 00's links to the exercises must open them;
@@ -6,6 +7,8 @@ headless Chromium (Debian's package, driven by Playwright) opens the notebook, r
 the Run menu, checks that the explorer is a rendered widget rather than its text fallback, and
 moves the explorer's x slider with the keyboard. A screenshot of the page is saved to
 build/browser/<notebook>.png, on failure too; its path is printed and listed after the test run.
+Every other notebook with code is run the same way, and each figure it shows is saved, at the
+size the page shows it, to build/browser/<notebook>/figure-NN.png.
 Skipped, with the reason, when Playwright or Chromium is missing.
 """
 
@@ -43,7 +46,7 @@ KERNEL_IDLE = """(() => {
 })()"""
 # Generous: CI shares two cores with the rest of the test suite.
 PAGE_TIMEOUT_MS = 90_000
-RUN_TIMEOUT_MS = 120_000
+RUN_TIMEOUT_MS = 300_000  # notebook 08 runs for about 30 s alone, several times that beside other tests
 WIDGET_TIMEOUT_MS = 30_000
 
 
@@ -87,7 +90,9 @@ def code_cells_to_run(path: Path) -> int:
 
 def run_all_cells(page, lab: LabServer, notebook: str, expected: int) -> None:
     """Open `notebook`, choose Run > Run All Cells, and wait until every code cell has run."""
-    page.goto(lab.url(f"lab/tree/{notebook}"), timeout=PAGE_TIMEOUT_MS)
+    # reset: a fresh JupyterLab workspace, or the tabs of an earlier page come back and Run All
+    # may run one of them instead of `notebook`.
+    page.goto(lab.url(f"lab/tree/{notebook}") + "&reset", timeout=PAGE_TIMEOUT_MS)
     page.wait_for_function(f"() => {KERNEL_IDLE}", timeout=PAGE_TIMEOUT_MS, polling=250)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.locator(".lm-Menu [data-command='runmenu:run-all']").click()
@@ -178,6 +183,7 @@ def test_derivative_explorer_is_a_live_widget_that_follows_its_slider(browser, l
     try:
         run_all_cells(page, lab, notebook, code_cells_to_run(lab.root / notebook))
         explorer = live_explorer(page)
+        check_figures(page, notebook)
         move_x_slider(page, explorer)
         explorer.evaluate("element => element.scrollIntoView({block: 'center'})")
         page.screenshot(path=screenshot)
@@ -194,6 +200,69 @@ def test_derivative_explorer_is_a_live_widget_that_follows_its_slider(browser, l
         page.close()
     print(f"screenshot: {screenshot}")
     record_property("screenshot", str(screenshot.relative_to(ROOT)))
+
+
+# Every image in the cell outputs: its size in the PNG and on the page, the width of the output
+# area it sits in, and whether it is an explorer's (widget) image.
+SHOWN_IMAGES = """() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img')].map(img => {
+    const shown = img.getBoundingClientRect(), area = img.closest('.jp-OutputArea-output').getBoundingClientRect();
+    return {cell: [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].indexOf(img.closest('.jp-CodeCell')),
+            natural: [img.naturalWidth, img.naturalHeight], shown: [shown.width, shown.height],
+            area: area.width, widget: img.classList.contains('widget-image')};
+})"""
+
+
+def check_figures(page, notebook: str) -> list[dict]:
+    """Assert that every figure on the page is shown whole, never enlarged, with its proportions,
+    and that an explorer's image is shown at the size of the static copy of its figure (the same
+    PNG size); save each one as build/browser/<notebook stem>/figure-NN.png. Returns the images."""
+    images = page.evaluate(SHOWN_IMAGES)
+    folder = SCREENSHOTS / Path(notebook).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("figure-*.png"):
+        old.unlink()
+    # Tall enough for the tallest figure: an element screenshot shows only what fits the window
+    # (JupyterLab scrolls the notebook inside its own panel, under its toolbars).
+    viewport = page.viewport_size
+    tallest = max((image["shown"][1] for image in images), default=0)
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(tallest) + 400)})
+    for number, (image, element) in enumerate(zip(images, page.locator(".jp-Notebook .jp-OutputArea-output img").all()), 1):
+        where = f"{notebook}, cell {image['cell']}, image {number}"
+        (width, height), (shown_width, shown_height) = image["natural"], image["shown"]
+        assert width > 0 and height > 0, f"{where} did not load"
+        assert shown_width <= width + 1, f"{where} is enlarged: {width} px wide, shown at {shown_width:.0f}"
+        assert shown_width <= image["area"] + 1, f"{where} is wider than its output area"
+        assert abs(shown_height / shown_width - height / width) < 0.01, f"{where} is distorted"
+        element.screenshot(path=folder / f"figure-{number:02}.png")
+    page.set_viewport_size(viewport)
+    for image in (image for image in images if image["widget"]):
+        copies = [other for other in images if not other["widget"] and other["natural"] == image["natural"]]
+        assert copies, f"{notebook}: an explorer image of {image['natural']} px has no static copy of that size"
+        assert abs(image["shown"][0] - copies[0]["shown"][0]) <= 0.01 * copies[0]["shown"][0], (
+            f"{notebook}: an explorer image is shown {image['shown'][0]:.0f} px wide, its static copy "
+            f"{copies[0]['shown'][0]:.0f} px")
+    return images
+
+
+NOTEBOOKS_WITH_CODE = [f"notebooks/{path.name}" for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+                       if code_cells_to_run(path) and path.name != "01_derivative_bounds.ipynb"]  # 01: below
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("notebook", NOTEBOOKS_WITH_CODE)
+def test_every_notebook_runs_in_jupyterlab_and_shows_its_figures_whole(browser, lab, notebook):
+    """Run All in JupyterLab: every code cell runs, and every figure passes check_figures.
+    Saved: build/browser/<notebook stem>.png (the page, on failure too) and each figure."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(WIDGET_TIMEOUT_MS)
+    try:
+        run_all_cells(page, lab, notebook, code_cells_to_run(lab.root / notebook))
+        images = check_figures(page, notebook)
+        assert images or notebook.endswith("00_welcome.ipynb"), f"{notebook} shows no figure"  # 00 checks set-up
+    finally:
+        page.screenshot(path=SCREENSHOTS / f"{Path(notebook).stem}.png")
+        page.close()
 
 
 @pytest.mark.browser

@@ -195,5 +195,7 @@ def test_learning_curves_start_at_zero_and_a_spike_does_not_flatten_the_rest():
         assert not _boxes_overlap(legend.get_window_extent(), ax.get_window_extent())
     assert _inside(legend.get_window_extent(), fig.bbox)
 
+    ticks = [tick for ax in fig.axes for tick in ax.get_xticks()]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)     # epochs are whole numbers
     rising = History(test_loss=[1.0, 1.5, 1.8])                           # a real rise is shown whole
     assert learning_curves_figure({"r": rising}).axes[0].get_ylim() == pytest.approx((0, 1.15 * 1.8))

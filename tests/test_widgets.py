@@ -24,6 +24,7 @@ from vgcourse.widgets import (
     derivative_figure,
     derivative_readout,
     final_layer_norms,
+    figure_png,
     final_layer_ratio,
     fix_comparison_figures,
     fix_comparison_readout,
@@ -153,6 +154,31 @@ def test_explorer_redraws_its_figure_in_place_and_leaks_none():
     explorer.controls["x"].value = -1.0
     assert explorer.figures[0] is figure and explorer.images[0] is image and image.value != png
     assert plt.get_fignums() == open_before  # no figure left open in pyplot
+
+
+@pytest.mark.parametrize("make", [lambda: derivative_figure(x=2.0, scale=1.0),
+                                  lambda: gradient_norms_figure(20, "sigmoid")])
+def test_an_explorer_image_is_the_inline_figure_pixel_for_pixel(make):
+    """The static copy under an explorer is the inline backend's PNG (``bbox_inches="tight"``);
+    the explorer's image is the same picture, so the page shows both at one size and font."""
+    import io
+
+    from IPython.core.pylabtools import print_figure
+    from PIL import Image
+
+    figure = make()
+    inline = np.asarray(Image.open(io.BytesIO(print_figure(figure, "png", bbox_inches="tight"))).convert("RGBA"))
+    shown = np.asarray(Image.open(io.BytesIO(figure_png(figure))).convert("RGBA"))
+    assert shown.shape == inline.shape and shown.shape[1] < figure.get_size_inches()[0] * figure.dpi  # cropped
+    assert np.array_equal(shown, inline)
+    plt.close(figure)
+    with pytest.raises(TypeError, match="figure must be a matplotlib Figure, got str"):
+        figure_png("figure")
+
+
+def test_explorer_images_keep_their_size_in_the_box():
+    layout = derivative_explorer().images[0].layout
+    assert (layout.max_width, layout.height, layout.align_self) == ("100%", "auto", "flex-start")  # not stretched
 
 
 def test_explorer_checks_its_controls():
@@ -320,6 +346,32 @@ def test_show_runs_hides_and_shows_lines_in_place(runs):
     assert visible(figures[0].axes[1]) == visible(figures[1].axes[0]) == ["relu", "residual"]
     with pytest.raises(ValueError, match="non-empty sequence of run labels, got 'relu'"):
         show_runs(figures, "relu")
+
+
+def test_show_runs_keeps_the_learning_curves_legend_below_and_refits_the_loss_axis():
+    from vgcourse.plots import learning_curves_figure
+    from vgcourse.training import History
+
+    calm = History(test_loss=[2.3, 1.0, 0.5], test_accuracy=[0.1, 0.7, 0.9])
+    spiky = History(test_loss=[2.4, 65.0, 0.4], test_accuracy=[0.1, 0.1, 0.9])
+    curves = learning_curves_figure({"calm": calm, "spiky": spiky})
+
+    def shown():
+        curves.draw_without_rendering()
+        (legend,) = curves.legends  # one legend, for the figure, below the axes
+        notes = [t.get_text() for t in curves.axes[0].texts if t.get_visible()]
+        return [t.get_text() for t in legend.texts], curves.axes[0].get_ylim(), notes, legend
+
+    show_runs((curves,), ["calm"])
+    labels, (low, high), notes, legend = shown()
+    assert labels == ["calm"] and all(ax.get_legend() is None for ax in curves.axes)  # none on the data
+    assert (low, high) == pytest.approx((0, 1.15 * 2.3)) and notes == []            # nothing clipped
+    assert all(legend.get_window_extent().y1 <= ax.get_window_extent().y0 for ax in curves.axes)
+    assert curves.axes[1].get_ylim() == (0, 1)
+    show_runs((curves,), ["calm", "spiky"])
+    labels, (low, high), notes, _ = shown()
+    assert labels == ["calm", "spiky"] and (low, high) == pytest.approx((0, 1.15 * 2.4))
+    assert notes == ["values above 2.76 clipped"]
 
 
 def test_fix_comparison_checks_its_arguments(runs):

@@ -11,7 +11,9 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from vgcourse.activations import SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
 from vgcourse.monitor import GradientMonitor
@@ -257,29 +259,48 @@ def learning_curves_figure(histories: Mapping[str, History]) -> Figure:
         axes[0, 0].plot(epochs, history.test_loss, marker="o", markersize=3, label=label)
         if with_accuracy:
             axes[0, 1].plot(epochs, history.test_accuracy, marker="o", markersize=3, label=label)
-    # From 0, so a stalled loss looks stalled; up to a little above the highest starting loss, so
-    # one run's spike does not flatten the others (clipped values are said to be).
-    top = _loss_axis_top(histories)
-    axes[0, 0].set(xlabel="epoch (0 = before training)", ylabel="test loss", title="learning curves", ylim=(0, top))
-    if any(v > top for h in histories.values() for v in h.test_loss):
-        axes[0, 0].text(0.99, 0.98, f"values above {top:.3g} clipped", transform=axes[0, 0].transAxes,
-                        ha="right", va="top", fontsize="small", color="dimgray")
+    set_loss_axis(axes[0, 0], [h.test_loss for h in histories.values()])
+    axes[0, 0].set(xlabel="epoch (0 = before training)", ylabel="test loss", title="learning curves")
     if with_accuracy:
         axes[0, 1].set(xlabel="epoch (0 = before training)", ylabel="test accuracy", ylim=(0, 1))
     for ax in axes[0]:
         ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4))  # off the data
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
+    legend_below(fig, axes[0, 0].lines)
     plt.close(fig)
     return fig
 
 
-def _loss_axis_top(histories: Mapping[str, History], headroom: float = 1.15, spike: float = 2.0) -> float:
-    """The loss axis's upper limit: ``headroom`` × the highest value, leaving out values more than
-    ``spike`` times the highest starting loss (one run's blow-up); 1 when nothing is finite."""
-    starts = [h.test_loss[0] for h in histories.values() if h.test_loss and np.isfinite(h.test_loss[0])]
-    values = [v for h in histories.values() for v in h.test_loss if np.isfinite(v)]
-    if not values:
-        return 1.0
-    limit = spike * max(starts) if starts else max(values)
-    return headroom * max(v for v in values + [min(values)] if v <= limit)
+LOSS_AXIS = "loss axis"
+"""The ``gid`` of an axes whose y-limits :func:`set_loss_axis` keeps (so ``show_runs`` can refit it)."""
+CLIPPED_NOTE = "clipped note"
+"""The ``gid`` of the "values above … clipped" text on a loss axis."""
+
+
+def set_loss_axis(ax: Axes, losses: Sequence[Sequence[float]], headroom: float = 1.15, spike: float = 2.0) -> None:
+    """Fit a loss axis to the curves ``losses``: from 0, so a stalled loss looks stalled, up to
+    ``headroom`` × the highest value, leaving out values more than ``spike`` times the highest
+    starting loss (one run's blow-up), so that spike does not flatten the others; values above the
+    top are said to be clipped. Calling it again refits the axis and the note."""
+    starts = [float(curve[0]) for curve in losses if len(curve) and np.isfinite(curve[0])]
+    values = [float(v) for curve in losses for v in curve if np.isfinite(v)]
+    top = 1.0
+    if values:
+        limit = spike * max(starts) if starts else max(values)
+        top = headroom * max(v for v in values + [min(values)] if v <= limit)
+    ax.set_gid(LOSS_AXIS)
+    ax.set_ylim(0, top)
+    for text in [t for t in ax.texts if t.get_gid() == CLIPPED_NOTE]:
+        text.remove()
+    if any(v > top for v in values):
+        ax.text(0.99, 0.98, f"values above {top:.3g} clipped", transform=ax.transAxes, ha="right", va="top",
+                fontsize="small", color="dimgray", gid=CLIPPED_NOTE)
+
+
+def legend_below(fig: Figure, lines: Sequence[Line2D]) -> None:
+    """One legend of ``lines`` for the whole figure, below its axes and off the data (a figure
+    with ``layout="constrained"`` makes room for it); it replaces any earlier figure legend."""
+    for legend in list(fig.legends):
+        legend.remove()
+    labels = [line.get_label() for line in lines]
+    fig.legend(lines, labels, loc="outside lower center", ncol=max(1, min(len(labels), 4)))

@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
+import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -23,20 +25,30 @@ Draw = Callable[..., tuple[Sequence[Figure], str]]
 
 
 def figure_png(figure: Figure) -> bytes:
-    """``figure`` rendered as PNG bytes at its own size and resolution.
+    """``figure`` as PNG bytes, cropped as the notebook's inline figures are.
 
-    The course's figures are laid out when they are built (``tight_layout``), so this skips the
-    second drawing pass that the inline backend's ``bbox_inches="tight"`` costs, and it
-    compresses lightly: the image goes to a browser a few centimetres away, not to disk.
+    The inline backend saves with ``bbox_inches="tight"``: the drawn content plus
+    ``savefig.pad_inches``. This gives the same image (same size, so the same scale on the page as
+    the static copy of the figure) from one drawing pass instead of the two that ``"tight"``
+    costs, by cropping the drawn canvas to that box; and it compresses lightly: the image goes to a
+    browser a few centimetres away, not to disk.
     """
     if not isinstance(figure, Figure):
         raise TypeError(f"figure must be a matplotlib Figure, got {type(figure).__name__}")
-    if not isinstance(figure.canvas, FigureCanvasAgg):
+    canvas = figure.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
         # A figure closed by pyplot has no canvas of its own, and savefig would then build a new
         # renderer on every call, re-measuring every label (log-axis labels are slow mathtext).
-        FigureCanvasAgg(figure)
+        canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
+    box = figure.get_tightbbox(canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
+    height, width = pixels.shape[:2]
+    dpi = figure.dpi  # the box is in inches from the bottom left; pixel rows count from the top
+    left, top = max(0, round(box.x0 * dpi)), max(0, round(height - box.y1 * dpi))
+    right, bottom = min(width, left + round(box.width * dpi)), min(height, top + round(box.height * dpi))
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})  # fast; 10 % larger
+    PIL.Image.fromarray(pixels[top:bottom, left:right]).save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
@@ -87,7 +99,9 @@ class Explorer(widgets.VBox):
         if len(images) != len(self.figures):
             for image in images:
                 image.close()
-            images = [widgets.Image(format="png", layout=widgets.Layout(max_width="100%")) for _ in self.figures]
+            # Natural size, shrunk only to fit, like an inline figure: a flex box would stretch it.
+            layout = dict(max_width="100%", height="auto", align_self="flex-start")
+            images = [widgets.Image(format="png", layout=widgets.Layout(**layout)) for _ in self.figures]
             self._image_box.children = images
         for image, figure in zip(images, self.figures):
             image.value = figure_png(figure)

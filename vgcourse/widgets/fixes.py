@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from vgcourse.experiments import Run
 from vgcourse.seeds import SeedRun
-from vgcourse.plots import layer_values_figure, learning_curves_figure
+from vgcourse.plots import LOSS_AXIS, layer_values_figure, learning_curves_figure, legend_below, set_loss_axis
 from vgcourse.widgets.explorer import Explorer
 
 
@@ -107,9 +107,15 @@ def show_runs(figures: Sequence[Figure], selected: Sequence[str]) -> None:
         for ax in figure.axes:
             for line in ax.lines:
                 line.set_visible(line.get_label() in selected)
+            shown = [line for line in ax.lines if line.get_visible()]
+            if ax.get_gid() == LOSS_AXIS:  # from 0 to what the shown curves need, clipping said
+                set_loss_axis(ax, [line.get_ydata() for line in shown])
             ax.relim(visible_only=True)
-            ax.autoscale_view()
-            ax.legend(handles=[line for line in ax.lines if line.get_visible()])
+            ax.autoscale_view()  # axes with fixed limits (accuracy 0-1, the loss axis) keep them
+            if ax.get_legend() is not None:
+                ax.legend(handles=shown)
+        if figure.legends:  # a figure-level legend, below the axes: the first axes' shown lines
+            legend_below(figure, [line for line in figure.axes[0].lines if line.get_visible()])
 
 
 def _accuracy_cell(view: SeedRun) -> str:
