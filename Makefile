@@ -61,7 +61,7 @@ test-kernel: $(STAMP)
 # CPU lacks crashes torch) x MATRIX_THREADS; stops at the first combination that fails.
 MATRIX_THREADS ?= 1 2
 test-matrix: $(STAMP)
-	@levels="$$(env -u ATEN_CPU_CAPABILITY $(BIN)/python -c 'from vgcourse.doctor import kernel_levels; print(*kernel_levels())')"; \
+	@levels="$$(env -u ATEN_CPU_CAPABILITY $(BIN)/python -c 'from vgcourse.tools.doctor import kernel_levels; print(*kernel_levels())')"; \
 	echo "kernel levels on this CPU: $$levels; threads: $(MATRIX_THREADS)"; \
 	for level in $$levels; do for threads in $(MATRIX_THREADS); do \
 	  echo "=== ATEN_CPU_CAPABILITY=$$level OMP_NUM_THREADS=$$threads"; \

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from vgcourse.workspace import sync_workspace
+from vgcourse.tools.workspace import sync_workspace
 
 
 LAB_SETTINGS = {

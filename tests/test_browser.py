@@ -23,8 +23,8 @@ import pytest
 
 from lab_server import LabServer
 
-from vgcourse.build import build_html
-from vgcourse.doctor import chromium_path
+from vgcourse.tools.build import build_html
+from vgcourse.tools.doctor import chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "browser"

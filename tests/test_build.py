@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vgcourse import build
-from vgcourse.build import build_html, collect_notebooks, notebook_title
+from vgcourse.tools import build
+from vgcourse.tools.build import build_html, collect_notebooks, notebook_title
 
 
 def main(argv: list[str]) -> int:

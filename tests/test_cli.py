@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vgcourse import doctor
-from vgcourse.cli import main
-from vgcourse.doctor import Check, environment_checks, format_report, widget_extension_dir
+from vgcourse.tools import doctor
+from vgcourse.tools.cli import main
+from vgcourse.tools.doctor import Check, environment_checks, format_report, widget_extension_dir
 
 
 def test_doctor_reports_versions_device_and_widget_extension(capsys):

@@ -6,7 +6,7 @@ import csv
 import pytest
 from fixtures.grading_submissions import IDS, answer_index, code, solution, untouched, write
 
-from vgcourse.cli import main
+from vgcourse.tools.cli import main
 from vgcourse.grading.batch import grade_submissions
 from vgcourse.grading.submission import grade_submission
 

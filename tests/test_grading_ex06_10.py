@@ -379,7 +379,7 @@ def _fake_runs(accuracies):
     ((None, None, 0.99), False),
 ])
 def test_fix_passes_on_the_median_and_names_a_diverged_seed(monkeypatch, accuracies, passes):
-    from vgcourse.grading import ex10
+    from vgcourse.grading.questions import ex10
 
     monkeypatch.setattr(ex10, "trained_runs", lambda fields, seeds: _fake_runs(accuracies))
     result = run_question("ex10.fix", lambda: BASELINE.changed(activation="tanh", init="xavier", epochs=5), seed=0)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.hidden_states import hidden_gradient_norms, hidden_state_norms
+from vgcourse.probes.hidden_states import hidden_gradient_norms, hidden_state_norms
 from vgcourse.models import deep_mlp
 from vgcourse.training import task_loss
 

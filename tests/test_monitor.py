@@ -15,7 +15,7 @@ from vgcourse.activations import saturated_fraction
 from vgcourse.data import digits
 from vgcourse.models import deep_mlp, sequence_model
 from vgcourse.monitor import GradientMonitor, Histogram
-from vgcourse.probes import activation_outputs
+from vgcourse.probes.layers import activation_outputs
 from vgcourse.training import task_loss, train
 
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from vgcourse.models import deep_mlp
-from vgcourse.normalization import preactivations, train_eval_outputs
+from vgcourse.probes.normalization import preactivations, train_eval_outputs
 
 
 def _bn_model(**kwargs):

@@ -6,7 +6,7 @@ from torch import nn
 
 from vgcourse.activations import saturated_fraction
 from vgcourse.models import deep_mlp
-from vgcourse.probes import activation_outputs, fitted_decay_factor, layer_gradient_norms
+from vgcourse.probes.layers import activation_outputs, fitted_decay_factor, layer_gradient_norms
 from vgcourse.training import task_loss
 
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from vgcourse.models import sequence_model
-from vgcourse.recurrence import hidden_state_gradients, unrolled_states
+from vgcourse.probes.recurrence import hidden_state_gradients, unrolled_states
 from vgcourse.training import task_loss
 
 CELLS = ("rnn", "lstm", "gru")

@@ -5,8 +5,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vgcourse.cli import main
-from vgcourse.release import (
+from vgcourse.tools.cli import main
+from vgcourse.tools.release import (
     ReleaseError,
     fingerprint,
     make_exercise,
@@ -378,7 +378,7 @@ def test_cli_release_defaults_to_the_current_directory_and_reports_errors(course
 
 def test_question_ids_follow_the_graders_rule():
     from vgcourse.grading.question import QUESTION_ID as GRADER
-    from vgcourse.release import QUESTION_ID
+    from vgcourse.tools.release import QUESTION_ID
 
     assert QUESTION_ID.pattern == GRADER.pattern
 

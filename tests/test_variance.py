@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from vgcourse.models import deep_mlp
-from vgcourse.probes import fitted_decay_factor
+from vgcourse.probes.layers import fitted_decay_factor
 from vgcourse.training import task_loss
-from vgcourse.variance import LayerVariances, layer_variances, variance_gain, weight_variance
+from vgcourse.probes.variance import LayerVariances, layer_variances, variance_gain, weight_variance
 
 
 @pytest.mark.parametrize("init, expected", [("default", 1 / (3 * 64)), ("xavier", 2 / (64 + 32)), ("he", 2 / 64)])

@@ -16,7 +16,7 @@ from vgcourse.activations import derivative
 from vgcourse.data import digits, spirals
 from vgcourse.experiments import Setup, run
 from vgcourse.models import deep_mlp
-from vgcourse.probes import layer_gradient_norms
+from vgcourse.probes.layers import layer_gradient_norms
 from vgcourse.seeds import SeedRun, run_seeds
 from vgcourse.widgets import (
     Explorer,

@@ -1,4 +1,4 @@
-"""vgcourse.workspace: the learner's own copy, updated from the course without losing their work."""
+"""vgcourse.tools.workspace: the learner's own copy, updated from the course without losing their work."""
 
 import json
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vgcourse.cli import main
-from vgcourse.workspace import MANIFEST, sync_workspace
+from vgcourse.tools.cli import main
+from vgcourse.tools.workspace import MANIFEST, sync_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,27 @@
 """vgcourse: helpers for a notebook course on the vanishing gradient problem.
 
-One concept per module: ``activations``, ``models``, ``data``, ``training``, ``probes``,
-``monitor``, ``diagnosis``, ``plots``, ``widgets``, ``experiments``, ``variance``, ``normalization``,
-``hidden_states``, ``recurrence``, ``clipping``, ``mystery``, ``doctor`` and ``cli``.
+The map, one concept per module; imports point down it, never up.
+
+The library a notebook walks through:
+    ``activations``      activation functions by name, their derivatives, bounds and saturation
+    ``models``           ``deep_mlp`` and ``sequence_model``, built from code with random weights
+    ``data``             the shipped digits, two spirals, the adding problem
+    ``training``         the training loop and its ``History``
+    ``monitor``          ``GradientMonitor``: per-layer statistics at every optimizer step
+    ``diagnosis``        ``diagnose(monitor)``: a verdict and the numbers behind it
+    ``experiments``      ``Setup``, ``BASELINE`` and ``run()``
+    ``seeds``            ``run_seeds()``: one set-up on several seeds, batched
+    ``sequence_seeds``   ``run_sequence_seeds()``: the same for RNN/LSTM/GRU
+    ``clipping``         gradient clipping callbacks that record the pre-clip norm
+    ``mystery``          the capstone's mystery models
+    ``plots``            matplotlib figures, each returned
+Built on it:
+    ``probes``           one-batch measurements of a model as it stands (``layers``,
+                         ``hidden_states``, ``recurrence``, ``normalization``, ``variance``)
+    ``widgets``          the ipywidgets explorers
+Around it:
+    ``grading``          the grader's engine; ``grading.questions``: ``ex01`` … ``ex10``
+    ``tools``            the ``vgcourse`` command: ``release``, ``build``, ``workspace``, ``doctor``
 """
 
 __version__ = "0.1.0"

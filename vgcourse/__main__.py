@@ -1,5 +1,5 @@
 """``python -m vgcourse ...`` runs the command-line interface."""
 
-from vgcourse.cli import main
+from vgcourse.tools.cli import main
 
 raise SystemExit(main())

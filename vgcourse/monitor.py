@@ -29,7 +29,7 @@ from torch.utils.hooks import RemovableHandle
 from vgcourse.activations import SATURATION_MARGIN, saturated_mask
 from vgcourse.diagnosis import Diagnosis, diagnose
 from vgcourse.models import DeepMLP, layer_names, linear_layers
-from vgcourse.probes import ACTIVATION_MODULES
+from vgcourse.probes.layers import ACTIVATION_MODULES
 
 __all__ = ["HISTOGRAM_KINDS", "Diagnosis", "GradientMonitor", "Histogram", "diagnose"]
 

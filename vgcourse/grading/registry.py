@@ -12,7 +12,8 @@ from pathlib import Path
 from vgcourse.grading.question import Question
 
 EXERCISE_MODULES: tuple[str, ...] = tuple(sorted(
-    info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)]) if re.fullmatch(r"ex\d\d", info.name)
+    info.name for info in pkgutil.iter_modules([str(Path(__file__).parent / "questions")])
+    if re.fullmatch(r"ex\d\d", info.name)
 ))
 """One module per exercise notebook (``ex01`` … ``ex10``), each defining ``QUESTIONS``."""
 
@@ -20,7 +21,7 @@ EXERCISE_MODULES: tuple[str, ...] = tuple(sorted(
 def _collect() -> dict[str, Question]:
     questions: dict[str, Question] = {}
     for name in EXERCISE_MODULES:
-        module = importlib.import_module(f"vgcourse.grading.{name}")
+        module = importlib.import_module(f"vgcourse.grading.questions.{name}")
         for question in module.QUESTIONS:
             if question.id in questions:
                 raise ValueError(f"question id {question.id!r} is defined twice")

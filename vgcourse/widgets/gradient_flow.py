@@ -20,7 +20,7 @@ from vgcourse.activations import ACTIVATIONS, get_activation
 from vgcourse.data import digits
 from vgcourse.models import INITS, deep_mlp
 from vgcourse.plots import layer_values_figure
-from vgcourse.probes import fitted_decay_factor, layer_gradient_norms
+from vgcourse.probes.layers import fitted_decay_factor, layer_gradient_norms
 from vgcourse.widgets.explorer import Explorer
 
 WIDTH = 64

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from vgcourse.activations import LEAKY_SLOPE
 from vgcourse.models import INITS, linear_layers
-from vgcourse.probes import ACTIVATION_MODULES
+from vgcourse.probes.layers import ACTIVATION_MODULES
 from vgcourse.training import task_loss
 
 DIRECTIONS = ("forward", "backward")

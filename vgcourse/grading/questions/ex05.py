@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_int
 from vgcourse.grading.question import Case, Question, close_numbers
-from vgcourse.variance import weight_variance
+from vgcourse.probes.variance import weight_variance
 
 SCHEMES = ("xavier", "he")
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.models import DeepMLP
-from vgcourse.probes import check_batch
+from vgcourse.probes.layers import check_batch
 from vgcourse.training import task_loss
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.models import layer_names, linear_layers
-from vgcourse.probes import ACTIVATION_MODULES, check_batch
+from vgcourse.probes.layers import ACTIVATION_MODULES, check_batch
 
 MODES = ("train", "eval")
 WHERE = ("activation", "linear")
