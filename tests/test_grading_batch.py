@@ -15,13 +15,13 @@ import torch
 from fixtures.grading_submissions import IDS, SOLUTION, alive, answer_index, solution, untouched, write
 
 from vgcourse.grading import submission
-from vgcourse.grading.batch import (
-    SubmissionGrade, check_submission_paths, feedback_paths, grade_submissions, student_names, summary_line, write_feedback, write_scores,
-)
+from vgcourse.grading.batch import check_submission_paths, grade_submissions, student_names
+from vgcourse.grading.grade import SubmissionGrade
 from vgcourse.grading.question import Question, Result, equal_values
-from vgcourse.grading.submission import (
-    MalformedSubmission, grade_submission, normalize_assignment, read_submission, student_name,
-    submission_assignment,
+from vgcourse.grading.report import feedback_paths, summary_line, write_feedback, write_scores
+from vgcourse.grading.submission import grade_submission
+from vgcourse.grading.submission_file import (
+    MalformedSubmission, normalize_assignment, read_submission, student_name, submission_assignment,
 )
 
 MALFORMED = {

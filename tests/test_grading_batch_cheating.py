@@ -145,5 +145,5 @@ def test_parallel_grading_gives_the_same_grades_in_the_same_order(tmp_path):
     grades = grade_submissions(paths, jobs=2, cell_timeout=30, timeout=120, progress=False)
     assert [(g.student, g.status, g.total) for g in grades] == [
         ("alice", "ok", 6), ("bob", "not attempted", 0), ("carol", "malformed", 0)]
-    with pytest.raises(ValueError, match="jobs must be a positive number of parallel gradings, got 0"):
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         grade_submissions(paths, jobs=0, progress=False)

@@ -12,7 +12,7 @@ import pytest
 
 from vgcourse.grading import ASSIGNMENTS
 from vgcourse.grading.batch import grade_submissions
-from vgcourse.tools.release import make_exercise
+from vgcourse.tools.exercise import make_exercise
 
 SOLUTIONS = sorted((Path(__file__).resolve().parents[1] / "solutions").glob("[0-9][0-9]_*.ipynb"))
 

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from vgcourse.grading import QUESTIONS, assignment_questions, run_question
 from vgcourse.grading.question import call_outputs, score
 from vgcourse.models import layer_names, linear_layers
-from vgcourse.tools.release import make_exercise
+from vgcourse.tools.exercise import make_exercise
 from vgcourse.training import task_loss
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from vgcourse.grading.batch import SubmissionGrade, write_scores
+from vgcourse.grading.grade import SubmissionGrade
+from vgcourse.grading.report import write_scores
 from vgcourse.grading.question import Result
 from vgcourse.grading.statistics import (
     question_statistics, statistics_figure, write_gradebook, write_question_statistics,

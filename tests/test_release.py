@@ -6,15 +6,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from vgcourse.tools.cli import main
-from vgcourse.tools.release import (
-    ReleaseError,
-    fingerprint,
-    make_exercise,
-    question_cells,
-    release,
-    strip_solutions,
-    strip_written_answers,
-)
+from vgcourse.tools.exercise import ReleaseError, make_exercise, question_cells, strip_solutions, strip_written_answers
+from vgcourse.tools.notebook_format import fingerprint
+from vgcourse.tools.release import release
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -374,13 +368,6 @@ def test_cli_release_defaults_to_the_current_directory_and_reports_errors(course
     assert "vgcourse release: error: solutions/01_derivatives.ipynb, cell 2: points of ex01.f" in err
     with pytest.raises(SystemExit):
         main(["release", "--force", "--check"])
-
-
-def test_question_ids_follow_the_graders_rule():
-    from vgcourse.grading.question import QUESTION_ID as GRADER
-    from vgcourse.tools.release import QUESTION_ID
-
-    assert QUESTION_ID.pattern == GRADER.pattern
 
 
 # ---- drift: exercises/ must be generated from the current solutions/ ---------------------------

@@ -14,15 +14,14 @@ so they must be built from tensors, numbers, strings, booleans, ``None``, lists,
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-QUESTION_ID = re.compile(r"^ex(\d\d)\.[a-z][a-z0-9_]*$")
-"""Question ids look like ``ex03.hook``: the exercise number, a dot and a snake_case name."""
+from vgcourse.tools.notebook_format import QUESTION_ID
+from vgcourse.validation import is_int, is_real
 
 Case = dict[str, Any]
 
@@ -41,8 +40,9 @@ class Question:
         call: ``call(answer, case) -> output``: runs the learner's answer on one case and turns
             the result into plain data. It runs where the learner's code runs.
         expected: ``expected(case) -> reference output``, computed in the checking process.
-        compare: ``compare(got, expected, case) -> None | str``: ``None`` when ``got`` is right,
-            otherwise what is wrong, for the learner.
+        compare: ``compare(got, expected, case) -> str | Passed | None``: ``None`` when ``got`` is
+            right, a :class:`Passed` when it is right and the learner should see what was measured,
+            otherwise a string saying what is wrong, for the learner.
     """
 
     id: str
@@ -53,18 +53,30 @@ class Question:
     cases: Callable[[torch.Generator], list[Case]]
     call: Callable[[Any, Case], Any]
     expected: Callable[[Case], Any]
-    compare: Callable[[Any, Any, Case], str | None]
+    compare: Callable[[Any, Any, Case], str | Passed | None]
 
     def __post_init__(self) -> None:
         if not QUESTION_ID.match(self.id):
             raise ValueError(f"question id {self.id!r} must look like 'ex01.snake_name'")
-        if not isinstance(self.points, int) or self.points < 1:
+        if not is_int(self.points) or self.points < 1:
             raise ValueError(f"points of {self.id} must be a positive integer, got {self.points!r}")
 
     @property
     def assignment(self) -> str:
         """The two-digit exercise number, e.g. ``"01"``."""
         return self.id[2:4]
+
+
+@dataclass(frozen=True)
+class Passed:
+    """What a comparison returns for a right answer with something to show: ``note`` is added,
+    indented under the question's id, to the pass message (e.g. the accuracy a set-up reached)."""
+
+    note: str
+
+
+MAX_NOTE = 2000
+"""Characters of a note shown at most: the message goes into feedback files and CSVs."""
 
 
 # ---- running the learner's answer (in the learner's process or kernel) -------------------------
@@ -130,6 +142,7 @@ def score(question: Question, cases: list[Case], outputs: Any) -> Result:
 
     if not isinstance(outputs, list) or len(outputs) != len(cases):
         return fail("the answer's results could not be read")
+    notes: list[str] = []
     for case, output in zip(cases, outputs):
         if not isinstance(output, dict) or len(output) != 1 or not ({"ok", "error"} & set(output)):
             return fail("the answer's results could not be read")
@@ -141,13 +154,16 @@ def score(question: Question, cases: list[Case], outputs: Any) -> Result:
                               f"in `{question.answer_name}` with your code. Task: {question.task}", answered=False)
             return fail(f"{error}\n  on {describe_case(case)}")
         try:
-            problem = question.compare(output["ok"], question.expected(copy.deepcopy(case)), case)
+            verdict = question.compare(output["ok"], question.expected(copy.deepcopy(case)), case)
         except Exception as error:  # a malformed answer must not crash the comparison
-            problem = f"the result could not be compared ({type(error).__name__}: {error})"
-        if problem is not None:
-            return fail(f"{problem}\n  on {describe_case(case)}")
-    return Result(question.id, question.points, question.points,
-                  f"✓ {question.id}: passed {len(cases)} randomized tests ({question.points}/{question.points} points)")
+            verdict = f"the result could not be compared ({type(error).__name__}: {error})"
+        if isinstance(verdict, Passed):
+            notes.append(verdict.note)
+        elif verdict is not None:
+            return fail(f"{verdict}\n  on {describe_case(case)}")
+    message = f"✓ {question.id}: passed {len(cases)} randomized tests ({question.points}/{question.points} points)"
+    message += "".join(f"\n  {question.id}: {note}"[:MAX_NOTE] for note in notes)
+    return Result(question.id, question.points, question.points, message)
 
 
 def describe_case(case: Case, width: int = 4) -> str:
@@ -189,7 +205,7 @@ def close_numbers(got: Any, expected: float, rtol: float = 1e-5, atol: float = 1
     """``None`` if ``got`` is a real number within tolerance of ``expected``."""
     if isinstance(got, Tensor) and got.numel() == 1:
         got = float(got)
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
+    if not is_real(got):
         return f"expected a number, got {type(got).__name__}"
     if not abs(got - expected) <= atol + rtol * abs(expected):
         return f"expected {expected:.6g}, got {got:.6g}"

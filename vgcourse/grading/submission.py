@@ -1,4 +1,4 @@
-"""Grading one submitted notebook: read it, tell which exercise it is, run it, score it.
+"""Grading one submitted notebook: run it in a fresh kernel, then score each answer here.
 
 The submission runs in a fresh kernel (:class:`~vgcourse.grading.runner.KernelSession`). The
 questions, their points, the random test cases, the reference answers and the comparison all
@@ -10,185 +10,33 @@ on the cases (:func:`vgcourse.grading.kernel.answer_cases`) and hands back plain
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import re
 import secrets
 import tempfile
 import time
-import warnings
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import nbformat
-import nbformat.reader
 import torch
 from nbformat import NotebookNode
 
+from vgcourse.grading.grade import SubmissionGrade
 from vgcourse.grading.kernel import MISSING
-from vgcourse.grading.question import QUESTION_ID, Question, Result, score
+from vgcourse.grading.question import Question, Result, score
 from vgcourse.grading.registry import ASSIGNMENTS, assignment_questions
 from vgcourse.grading.runner import CellRun, KernelSession
+from vgcourse.grading.submission_file import (
+    MalformedSubmission, normalize_assignment, read_submission, student_name, submission_assignment,
+)
+from vgcourse.tools.notebook_format import file_number
+from vgcourse.validation import is_real
 
-STATUSES: dict[str, str] = {
-    "ok": "every cell ran without an exception",
-    "not attempted": "every cell ran, and every answer still raises NotImplementedError as handed out: "
-                     "nothing was answered",
-    "errors": "some cells raised exceptions; the other cells still ran and every question was graded",
-    "timeout": "a cell, or testing an answer, ran past the per-cell time limit and was interrupted; "
-               "the rest still ran and was graded, unless the cell ignored the interrupt "
-               "(then the questions not graded yet score 0)",
-    "overall timeout": "the notebook used up its total time limit; questions not graded by then score 0",
-    "kernel died": "the kernel exited, crashed or stopped answering (os._exit, a segfault, killed by the "
-                   "operating system); questions not graded by then score 0",
-    "malformed": "not a readable notebook, or not recognisably one of the exercises; nothing was run",
-    "grader error": "the grader itself failed (for example the kernel would not start): not the "
-                    "learner's fault; fix the cause and grade again",
-}
-"""Every submission status, from least to most serious, with what it means."""
-
-MAX_NOTEBOOK_BYTES = 100 * 2**20
 MAX_RESULTS_BYTES = 64 * 2**20
-EXERCISE_FILE = re.compile(r"^(\d\d)_[a-z0-9_]+$")
-"""The stem of a handed-out exercise file, like ``01_derivative_bounds``."""
-
-
-class MalformedSubmission(ValueError):
-    """The file cannot be graded; the message says why, for the learner."""
-
-
-@dataclass
-class SubmissionGrade:
-    """The grade of one submission.
-
-    Attributes:
-        student: who submitted it (see :func:`student_name`).
-        assignment: the exercise number it was graded as, or ``None`` if that is unknown.
-        path: the submitted file (never modified).
-        results: one :class:`~vgcourse.grading.question.Result` per question, in order.
-        status: a key of :data:`STATUSES`.
-        error: the reason for ``status`` in one line; empty when the status is ``ok``.
-        problems: everything that went wrong while running the notebook, in order.
-        seconds: wall-clock time spent grading it.
-        seed: the seed of the random test cases (question ``i`` uses ``seed + i``).
-    """
-
-    student: str
-    assignment: str | None
-    path: Path
-    results: list[Result] = field(default_factory=list)
-    status: str = "ok"
-    error: str = ""
-    problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    seed: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(result.points for result in self.results)
-
-    @property
-    def max_points(self) -> int:
-        return sum(result.max_points for result in self.results)
-
-    def note(self, status: str, reason: str) -> None:
-        """Record a problem; the most serious status (first reason among equals) wins."""
-        self.problems.append(reason)
-        if list(STATUSES).index(status) > list(STATUSES).index(self.status):
-            self.status, self.error = status, reason
-
-
-def student_name(path: str | Path) -> str:
-    """The file's stem, or its folder's name when the stem is an exercise's own name.
-
-    ``submissions/alice.ipynb`` and ``submissions/alice/01_derivative_bounds.ipynb`` are both
-    ``alice``: a stem of two digits, ``_`` and lowercase words is taken to be the handed-out name.
-    """
-    path = Path(path)
-    if EXERCISE_FILE.match(path.stem):
-        return path.resolve().parent.name or path.stem
-    return path.stem
-
-
-def normalize_assignment(assignment: str | int) -> str:
-    """``"03"`` from ``3``, ``"3"``, ``"03"`` or ``"ex03"``; ValueError unless it has questions."""
-    text = str(assignment).strip().lower().removeprefix("ex")
-    nn = text.zfill(2) if text.isdigit() else text
-    if nn not in ASSIGNMENTS:
-        raise ValueError(f"unknown exercise {assignment!r}; choose one of {list(ASSIGNMENTS)}")
-    return nn
-
-
-def read_submission(path: str | Path) -> NotebookNode:
-    """The notebook at ``path`` (version 4, validated).
-
-    Raises:
-        MalformedSubmission: for an unreadable, empty, oversized, non-JSON or invalid file.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            raise MalformedSubmission(f"the file is {size / 2**20:.0f} MB; notebooks over "
-                                      f"{MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MalformedSubmission("the file is not UTF-8 text, so it is not a notebook") from None
-    except OSError as error:
-        raise MalformedSubmission(f"the file cannot be read ({error.strerror or error})") from None
-    if not text.strip():
-        raise MalformedSubmission("the file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MalformedSubmission(f"the file is not valid JSON (line {error.lineno}: {error.msg}), "
-                                  "so it is not a notebook") from None
-    if not isinstance(data, dict) or "nbformat" not in data:
-        raise MalformedSubmission("the file is JSON but not a notebook (it has no 'nbformat' field)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. cells without ids, written by older Jupyter versions
-        try:
-            nb = nbformat.convert(nbformat.reader.reads(text), 4)
-            nbformat.validate(nb)
-        except Exception as error:  # nbformat raises many kinds for many kinds of damage
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise MalformedSubmission(f"the file is not a valid notebook ({first[:200]})") from None
-    return nb
-
-
-def submission_assignment(nb: NotebookNode, path: str | Path) -> str:
-    """The exercise number of a submission: from its metadata, else its file name's ``NN_``
-    prefix, else the question ids in its cells.
-
-    Raises:
-        MalformedSubmission: if none of them names an exercise with graded questions.
-    """
-    meta = nb.metadata.get("vgcourse")
-    if isinstance(meta, dict) and "assignment" in meta:
-        found, source = str(meta["assignment"]), "the notebook's metadata"
-    elif match := re.match(r"^(\d\d)_", Path(path).name):
-        found, source = match.group(1), "the file name"
-    else:
-        ids = set()
-        for cell in nb.cells:
-            cell_meta = cell.get("metadata", {}).get("vgcourse")
-            if isinstance(cell_meta, dict) and (match := QUESTION_ID.match(str(cell_meta.get("question", "")))):
-                ids.add(match.group(1))
-        if len(ids) != 1:
-            raise MalformedSubmission("cannot tell which exercise this is; pass --assignment")
-        found, source = ids.pop(), "the question ids in its cells"
-    if found not in ASSIGNMENTS:
-        raise MalformedSubmission(f"{source} names exercise {found!r}, which has no graded questions; "
-                                  "pass --assignment")
-    return found
 
 
 def check_limits(cell_timeout: float, timeout: float, memory_limit_mb: int) -> None:
     """ValueError naming the bad value unless all three limits are positive numbers."""
     for name, value, unit in (("cell_timeout", cell_timeout, "seconds"), ("timeout", timeout, "seconds"),
                               ("memory_limit_mb", memory_limit_mb, "megabytes")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if not is_real(value) or not value > 0:
             raise ValueError(f"{name} must be a positive number of {unit}, got {value!r}")
 
 
@@ -215,7 +63,7 @@ def grade_submission(
         student: name to report; default :func:`student_name` of ``path``.
 
     Returns:
-        a :class:`SubmissionGrade` whose ``status`` is a key of :data:`STATUSES`.
+        a :class:`SubmissionGrade` whose ``status`` is a key of :data:`~vgcourse.grading.grade.STATUSES`.
     """
     check_limits(cell_timeout, timeout, memory_limit_mb)
     started = time.monotonic()
@@ -249,8 +97,8 @@ def grade_submission(
 def _fill_missing(grade: SubmissionGrade) -> None:
     """Give each question not graded (the run stopped, or never started) 0 points."""
     if grade.assignment is None:
-        match = re.match(r"^(\d\d)_", grade.path.name)
-        grade.assignment = match.group(1) if match and match.group(1) in ASSIGNMENTS else None
+        number = file_number(grade.path)
+        grade.assignment = number if number in ASSIGNMENTS else None
     if grade.assignment is not None:
         done = {result.question_id for result in grade.results}
         grade.results += [_zero(q, f"not graded ({grade.status})") for q in assignment_questions(grade.assignment)
@@ -334,8 +182,4 @@ def _score_outputs(question: Question, cases: list, path: Path) -> Result:
         return _zero(question, f"`{question.answer_name}` is not defined in the notebook. Task: {question.task}")
     if not isinstance(data, dict) or set(data) != {"outputs"}:
         return _zero(question, "the answer's results could not be read")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # some comparisons report what they measured
-        result = score(question, cases, data["outputs"])
-    extra = printed.getvalue().rstrip()[:2000]
-    return replace(result, message=f"{result.message}\n{extra}") if extra else result
+    return score(question, cases, data["outputs"])

@@ -16,7 +16,7 @@ from vgcourse.tools.doctor import environment_checks, format_report
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "release": ("vgcourse.tools.release", "write exercises/ from solutions/ (never overwrites a learner's changes)"),
-    "grade": ("vgcourse.grading.batch", "grade exercise submissions, each in a fresh kernel, into a CSV"),
+    "grade": ("vgcourse.grading.command", "grade exercise submissions, each in a fresh kernel, into a CSV"),
     "build": ("vgcourse.tools.build", "execute the course and write a browsable HTML copy"),
     "workspace": ("vgcourse.tools.workspace", "copy the course into your own folder, or bring it up to date (keeps your changes)"),
 }

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from vgcourse.tools.release import fingerprint
+from vgcourse.tools.notebook_format import fingerprint
 
 FOLDERS = ("notebooks", "exercises", "solutions")
 """The course folders copied into a workspace, with the same names, so relative links still work."""
