@@ -1,7 +1,7 @@
 """The batch grader: one batch of good, untouched, damaged, crashing and malformed submissions,
 the CSV and feedback written from it, and the parts that need no kernel.
 
-Kernel limits (timeouts, memory, stuck kernels) are in test_grading_batch_limits.py; cheating,
+Kernel limits (timeouts, memory, stuck kernels) are in grading/test_runner.py; cheating,
 the overall deadline and the command line in test_grading_batch_cheating.py.
 """
 
@@ -11,18 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
-from fixtures.grading_submissions import IDS, SOLUTION, alive, answer_index, solution, untouched, write
+from fixtures.grading_submissions import IDS, alive, answer_index, solution, untouched, write
 
-from vgcourse.grading import submission
 from vgcourse.grading.batch import check_submission_paths, grade_submissions, student_names
 from vgcourse.grading.grade import SubmissionGrade
-from vgcourse.grading.question import Question, Result, equal_values
+from vgcourse.grading.question import Result
 from vgcourse.grading.report import feedback_paths, summary_line, write_feedback, write_scores
-from vgcourse.grading.submission import grade_submission
-from vgcourse.grading.submission_file import (
-    MalformedSubmission, normalize_assignment, read_submission, student_name, submission_assignment,
-)
 
 MALFORMED = {
     "erin": ("", "the file is empty"),
@@ -175,10 +169,7 @@ def test_summary_line(batch):
 # ---- parts that need no kernel ---------------------------------------------------------------
 
 
-def test_student_names():
-    assert student_name("submissions/alice/01_derivative_bounds.ipynb") == "alice"
-    assert student_name("submissions/alice.ipynb") == "alice"
-    assert student_name("submissions/bob_01_derivative_bounds.ipynb") == "bob_01_derivative_bounds"
+def test_student_names_are_made_unique():
     assert student_names(["a/alice.ipynb", "b/alice.ipynb", "c/alice/01_x.ipynb"]) == ["alice", "alice-2", "alice-3"]
 
 
@@ -186,50 +177,6 @@ def test_feedback_file_names_are_safe_and_unique(tmp_path):
     names = [p.name for p in feedback_paths(["../../evil", "Alice", "alice", "a b"], tmp_path)]
     assert names == ["evil.txt", "Alice.txt", "alice-2.txt", "a_b.txt"]
     assert all(p.parent == tmp_path for p in feedback_paths(["../../evil"], tmp_path))
-
-
-def test_which_exercise(tmp_path):
-    nb = solution()
-    assert submission_assignment(nb, "x/whatever.ipynb") == "01"  # metadata
-    del nb.metadata["vgcourse"]
-    assert submission_assignment(nb, "x/01_mine.ipynb") == "01"  # file name
-    assert submission_assignment(nb, "x/alice.ipynb") == "01"  # question ids in the cells
-    for cell in nb.cells:
-        cell.metadata.pop("vgcourse", None)
-    with pytest.raises(MalformedSubmission, match="pass --assignment"):
-        submission_assignment(nb, "x/alice.ipynb")
-    nb.metadata["vgcourse"] = {"assignment": "99"}
-    with pytest.raises(MalformedSubmission, match="exercise '99'"):
-        submission_assignment(nb, "x/alice.ipynb")
-    assert normalize_assignment("1") == normalize_assignment("ex01") == normalize_assignment(1) == "01"
-    with pytest.raises(ValueError, match="unknown exercise '99'; choose one of"):
-        normalize_assignment("99")
-
-
-def test_unrecognisable_exercise_is_malformed(tmp_path):
-    nb = solution()
-    del nb.metadata["vgcourse"]
-    for cell in nb.cells:
-        cell.metadata.pop("vgcourse", None)
-    path = write(nb, tmp_path, "zoe").rename(tmp_path / "zoe.ipynb")
-    grade = grade_submission(path)
-    assert grade.status == "malformed" and "cannot tell which exercise this is; pass --assignment" in grade.error
-
-
-def test_with_assignment_a_malformed_file_still_lists_the_questions(tmp_path):
-    path = tmp_path / "yann.ipynb"
-    path.write_text("")
-    grade = grade_submission(path, assignment="01")
-    assert (grade.status, grade.total, grade.max_points) == ("malformed", 0, 6)
-    assert all("not graded (malformed)" in r.message for r in grade.results)
-
-
-def test_read_submission_accepts_the_solution_and_rejects_binary(tmp_path):
-    assert len(read_submission(SOLUTION).cells) > 5
-    path = tmp_path / "x.ipynb"
-    path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(MalformedSubmission, match="not UTF-8"):
-        read_submission(path)
 
 
 def test_arguments_are_checked_before_anything_runs(tmp_path):
@@ -253,31 +200,6 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(tmp_path):
     path = write_scores([grade], tmp_path / "scores.csv")
     row = list(csv.reader(path.open(newline="", encoding="utf-8")))[1]
     assert row[0].startswith("'=") and row[-1] == "cell 2: =HYPERLINK(\"http://x\") more"
-
-
-def test_results_from_the_kernel_are_checked_then_scored_here(tmp_path, monkeypatch):
-    def compare(got, want, case):
-        print("  measured in the grader")
-        return equal_values(got, want)
-
-    question = Question(id="ex01.double", points=3, answer_name="double", task="return 2 * n", hint="n + n",
-                        cases=lambda generator: [{"n": 1}, {"n": 5}], call=lambda answer, case: answer(case["n"]),
-                        expected=lambda case: 2 * case["n"], compare=compare)
-    cases = question.cases(None)
-    path = tmp_path / "outputs.pt"
-    assert "sent no results back" in submission._score_outputs(question, cases, path).message
-    for data, message in (({"missing": "double"}, "`double` is not defined in the notebook. Task: return 2 * n"),
-                          ({"outputs": [{"ok": 2}], "points": 3}, "could not be read"),
-                          ({"outputs": [{"ok": 2}]}, "could not be read"),  # one output for two cases
-                          ({"outputs": [{"ok": 2}, {"ok": 11}]}, "expected 10, got 11")):
-        torch.save(data, path)
-        result = submission._score_outputs(question, cases, path)
-        assert result.points == 0 and message in result.message
-    torch.save({"outputs": [{"ok": 2}, {"ok": 10}]}, path)
-    result = submission._score_outputs(question, cases, path)
-    assert result.points == 3 and result.message.endswith("\n  measured in the grader")
-    monkeypatch.setattr(submission, "MAX_RESULTS_BYTES", 10)
-    assert "too large" in submission._score_outputs(question, cases, path).message
 
 
 def test_folders_and_patterns_stand_for_the_notebooks_in_them(tmp_path):

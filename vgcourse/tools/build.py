@@ -25,6 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from nbconvert.filters import strip_ansi
 from nbconvert.preprocessors import ClearOutputPreprocessor
 
 TEMPLATE_DIR = Path(__file__).parent / "html_template"
@@ -34,7 +35,6 @@ MATHJAX_DIR = "mathjax"
 MATHJAX_URL = f"{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 DEFAULT_NOTEBOOKS = Path("notebooks")
 DEFAULT_OUT = Path("build/html")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -111,9 +111,9 @@ def _execute(nb: nbformat.NotebookNode, folder: Path, timeout: int) -> str | Non
         # The kernel's own log lines would bury the build's progress lines.
         client.execute(stderr=subprocess.DEVNULL, env={**os.environ, **KERNEL_ENV})
     except CellExecutionError as error:
-        return f"{error.ename}: {ANSI.sub('', error.evalue)}"
+        return f"{error.ename}: {strip_ansi(error.evalue)}"
     except Exception as error:  # a cell timeout, a dead or missing kernel: report it and go on
-        lines = ANSI.sub("", str(error)).strip().splitlines()
+        lines = strip_ansi(str(error)).strip().splitlines()
         return f"{type(error).__name__}: {lines[0] if lines else ''}"
     return None
 

@@ -11,7 +11,6 @@ from importlib import metadata
 from pathlib import Path
 
 REQUIRED_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "ipywidgets", "jupyterlab", "tqdm")
-PINNED_TORCH = "2.13.0"
 KERNEL_LEVELS = ("default", "avx2", "avx512")
 """PyTorch's x86 CPU kernel levels, lowest first; ``ATEN_CPU_CAPABILITY`` forces one of them."""
 WIDGET_EXTENSION = Path("share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager")
@@ -58,6 +57,21 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def pinned_version(package: str, distribution: str = "vgcourse") -> str | None:
+    """The exact version ``distribution``'s installed metadata pins ``package`` to
+    (``"2.13.0"`` for a requirement ``torch==2.13.0``), or ``None`` if it pins none or is not installed."""
+    try:
+        requirements = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requirements:
+        # metadata holds normalized requirements such as 'torch==2.13.0' or 'x>=1; extra == "test"'
+        name, pinned, version = requirement.split(";")[0].replace(" ", "").partition("==")
+        if pinned and name.split("[")[0].lower() == package.lower():
+            return version
+    return None
 
 
 def _device_detail() -> str:
@@ -115,12 +129,13 @@ def environment_checks() -> list[Check]:
         )
     torch_version = _version("torch")
     if torch_version is not None:
-        base = torch_version.split("+")[0]
+        pin = pinned_version("torch")
         checks.append(
             Check(
                 "torch pin",
-                base == PINNED_TORCH,
-                f"{torch_version} (the course pins {PINNED_TORCH})",
+                torch_version.split("+")[0] == pin,
+                f"{torch_version} (the course pins {pin})" if pin else
+                f"{torch_version} (the course's pin cannot be read: vgcourse is not installed here)",
             )
         )
         checks.append(Check("device", True, _device_detail()))

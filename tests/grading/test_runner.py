@@ -1,6 +1,6 @@
-"""The batch grader's limits: cell timeouts, answers that loop when called, the memory cap,
-exceptions, a kernel that ignores interrupts (and leaves a child process), and an oversized
-output. All graded in one batch with short limits."""
+"""vgcourse.grading.runner: the limits of a submission's kernel — cell timeouts, answers that loop
+when called, the memory cap, exceptions, a kernel that ignores interrupts (and leaves a child
+process), and an oversized output. All graded in one batch with short limits."""
 
 import pytest
 from fixtures.grading_submissions import IDS, alive, answer_index, code, solution, without_checks, write
