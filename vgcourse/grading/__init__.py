@@ -5,11 +5,15 @@ In an exercise notebook::
     from vgcourse.grading import check
     check("ex01.sigmoid_derivative", sigmoid_derivative)
 
-Modules: ``question`` (what a question is and how answers are scored), ``cases`` (random
-inputs), ``ex01`` … ``ex10`` (the questions of each exercise), ``registry`` (all of them by id),
-``check`` (feedback in the notebook), ``kernel`` (the part that runs in a submission's kernel),
-``runner`` (one fresh, limited kernel), ``submission`` (grading one notebook) and ``batch``
-(``vgcourse grade``: many notebooks, the CSV and the feedback).
+Modules, engine first: ``question`` (what a question is and how answers are scored, including a
+``Passed(note)`` a comparison may return), ``cases`` (random inputs), ``registry`` (every question
+of ``questions.ex01`` … ``questions.ex10`` by id), ``check`` (feedback in the notebook),
+``kernel`` (the part that runs in a submission's kernel), ``runner`` (one fresh, limited kernel),
+``grade`` (a submission's grade and statuses), ``submission_file`` (reading a submitted file and
+telling which exercise it is), ``submission`` (grading one notebook), ``batch`` (grading many),
+``report`` (the CSV and feedback files), ``statistics`` (per-question statistics, the grade book)
+and ``command`` (``vgcourse grade``). The notebook format they read is
+:mod:`vgcourse.tools.notebook_format`.
 """
 
 from vgcourse.grading.check import check, run_question

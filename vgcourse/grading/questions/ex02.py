@@ -11,6 +11,7 @@ import torch
 from vgcourse.activations import derivative_bound, saturated_fraction
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor
 from vgcourse.grading.question import Case, Question, close_numbers
+from vgcourse.validation import is_int
 
 BOUND_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
@@ -99,7 +100,7 @@ def _layers_to_vanish(case: Case) -> int:
 def _compare_depth(got: Any, want: int, case: Case) -> str | None:
     if isinstance(got, float) and got.is_integer():
         return f"return an int (a number of layers), not the float {got!r}"
-    if isinstance(got, bool) or not isinstance(got, int):
+    if not is_int(got):
         return f"expected an int, got {type(got).__name__}"
     if got == want:
         return None

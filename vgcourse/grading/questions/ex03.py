@@ -12,6 +12,7 @@ from vgcourse.grading.cases import random_float, random_int
 from vgcourse.grading.question import Case, Question
 from vgcourse.models import deep_mlp, layer_names, linear_layers
 from vgcourse.training import task_loss
+from vgcourse.validation import is_real
 
 HOOK_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "gelu")
 
@@ -124,7 +125,7 @@ def _compare_hook(got: Any, want: dict[str, Any], case: Case) -> str | None:
         given = norms[name]
         if isinstance(given, Tensor) and given.numel() == 1:
             given = float(given)
-        if isinstance(given, bool) or not isinstance(given, (int, float)):
+        if not is_real(given):
             return f"the value for {name!r} should be a float, got {type(given).__name__}"
         if not abs(given - value) <= 1e-4 * abs(value) + 1e-8 * largest:
             return (f"gradient norm of {name!r}: expected {value:.6g}, got {given:.6g} "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
@@ -11,12 +10,13 @@ import torch
 
 from vgcourse.activations import ACTIVATIONS
 from vgcourse.data import digits
-from vgcourse.experiments import BASELINE, Setup, build_model
+from vgcourse.experiments import BASELINE, Setup
 from vgcourse.grading.cases import random_int
 from vgcourse.grading.question import Case, Passed, Question, equal_values
 from vgcourse.models import INITS, DeepMLP, deep_mlp
 from vgcourse.seeds import SeedRuns, run_seeds
 from vgcourse.training import OPTIMIZERS
+from vgcourse.validation import check_number, is_int
 
 # ---- ex10.diagnose ----------------------------------------------------------------------------
 
@@ -104,27 +104,19 @@ def _fix_call(answer: Any, case: Case) -> dict[str, Any]:
     return dataclasses.asdict(setup)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
-
-
 def rule_violations(fields: Any) -> list[str]:
     """What is wrong with the ``Setup`` fields ``fields`` under the exercise's rules (empty if nothing)."""
     names = [f.name for f in dataclasses.fields(Setup)]
     if not isinstance(fields, dict) or sorted(fields) != sorted(names):
         return ["the answer is not a Setup"]
     problems = []
-    if fields["depth"] != DEPTH or not _is_int(fields["depth"]):
+    if fields["depth"] != DEPTH or not is_int(fields["depth"]):
         problems.append(f"depth must stay {DEPTH}, got {fields['depth']!r}")
-    if not _is_int(fields["width"]) or not 1 <= fields["width"] <= MAX_WIDTH:
+    if not is_int(fields["width"]) or not 1 <= fields["width"] <= MAX_WIDTH:
         problems.append(f"width must be an integer from 1 to {MAX_WIDTH}, got {fields['width']!r}")
-    if not _is_int(fields["epochs"]) or not 1 <= fields["epochs"] <= MAX_EPOCHS:
+    if not is_int(fields["epochs"]) or not 1 <= fields["epochs"] <= MAX_EPOCHS:
         problems.append(f"epochs must be an integer from 1 to {MAX_EPOCHS} (the budget), got {fields['epochs']!r}")
-    if not _is_int(fields["batch_size"]) or fields["batch_size"] < MIN_BATCH_SIZE:
+    if not is_int(fields["batch_size"]) or fields["batch_size"] < MIN_BATCH_SIZE:
         problems.append(f"batch_size must be an integer of at least {MIN_BATCH_SIZE} (the budget), "
                         f"got {fields['batch_size']!r}")
     for name, allowed in (("activation", sorted(ACTIVATIONS)), ("init", list(INITS)), ("optimizer", list(OPTIMIZERS))):
@@ -134,8 +126,10 @@ def rule_violations(fields: Any) -> list[str]:
         if not isinstance(fields[name], bool):
             problems.append(f"{name} must be True or False, got {fields[name]!r}")
     for name in ("lr", "weight_scale"):
-        if not _is_positive(fields[name]):
-            problems.append(f"{name} must be a positive finite number, got {fields[name]!r}")
+        try:
+            check_number(fields[name], name, low=0)
+        except ValueError as error:  # "lr must be a positive finite number, got 0"
+            problems.append(str(error))
     return problems
 
 
