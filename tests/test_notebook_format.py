@@ -5,6 +5,7 @@ import sys
 
 import nbformat
 import pytest
+from fixtures.solution_notebooks import solution
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from vgcourse.tools.notebook_format import (
@@ -63,3 +64,15 @@ def test_it_does_not_import_torch():
     code = "import sys, vgcourse.tools.notebook_format, vgcourse.tools.release; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_fingerprint_ignores_outputs_but_not_sources_or_points():
+    nb = solution()
+    ran = solution()
+    ran.cells[1].outputs, ran.cells[1].execution_count = [], None
+    ran.metadata["language_info"] = {"name": "python"}
+    assert fingerprint(ran) == fingerprint(nb)
+    assert fingerprint(solution(answer=nb.cells[1].source + "# mine\n")) != fingerprint(nb)
+    assert fingerprint(solution(points=3)) != fingerprint(nb)
+    with pytest.raises(TypeError, match="expected a notebook"):
+        fingerprint("01_x.ipynb")

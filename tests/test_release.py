@@ -1,197 +1,24 @@
+"""vgcourse.tools.release: ``vgcourse release`` over folders — what is written, kept, backed up and
+reported, and that the committed exercises are what it generates."""
+
 import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from fixtures.solution_notebooks import solution, write
+from nbformat.v4 import new_markdown_cell, new_output
 
 from vgcourse.tools.cli import main
-from vgcourse.tools.exercise import ReleaseError, make_exercise, question_cells, strip_solutions, strip_written_answers
+from vgcourse.tools.exercise import ReleaseError, make_exercise
 from vgcourse.tools.notebook_format import fingerprint
 from vgcourse.tools.release import release
 
 REPO = Path(__file__).resolve().parents[1]
 
-ANSWER = """import torch
-
-def sigmoid_derivative(x):
-    \"\"\"sigma'(x).\"\"\"
-    ### BEGIN SOLUTION
-    s = torch.sigmoid(x)
-    return s * (1 - s)
-    ### END SOLUTION
-
-def tanh_derivative(x):
-    if x is None:
-        ### BEGIN SOLUTION
-        raise ValueError
-        ### END SOLUTION
-    ### BEGIN SOLUTION
-    return 1 - torch.tanh(x) ** 2
-    ### END SOLUTION
-"""
-
-KERNEL = {"name": "python3", "display_name": "Python 3"}
-STUB = 'raise NotImplementedError("ex01.derivs: replace this line with your answer")'
-
-
-def solution(assignment="01", answer="def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n",
-             question="ex01.f", points=2, extra=()):
-    """A small solution notebook: prose, a graded answer cell with an output, a written answer."""
-    answer_cell = new_code_cell(answer, metadata={"vgcourse": {"question": question, "points": points}})
-    answer_cell.outputs = [new_output("stream", text="done\n")]
-    answer_cell.execution_count = 7
-    cells = [
-        new_markdown_cell("# Exercise\nWrite `f`."),
-        answer_cell,
-        new_code_cell("check('ex01.f', f)", metadata={"tags": ["check"]}),
-        new_markdown_cell("Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->\nThe end."),
-        *extra,
-    ]
-    return new_notebook(cells=cells, metadata={"vgcourse": {"assignment": assignment}, "kernelspec": KERNEL})
-
-
-def write(nb, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path, version=4)
-    return path
-
 
 def tree(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.exists() else {}
-
-
-# ---- stripping ----------------------------------------------------------------------------------
-
-
-def test_strip_solutions_keeps_indentation_and_replaces_every_block():
-    got = strip_solutions(ANSWER, "ex01.derivs")
-    assert got == f"""import torch
-
-def sigmoid_derivative(x):
-    \"\"\"sigma'(x).\"\"\"
-    # YOUR CODE HERE
-    {STUB}
-
-def tanh_derivative(x):
-    if x is None:
-        # YOUR CODE HERE
-        {STUB}
-    # YOUR CODE HERE
-    {STUB}
-"""
-
-
-def test_strip_solutions_at_top_level_and_without_trailing_newline():
-    assert strip_solutions("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "ex02.x") == (
-        '# YOUR CODE HERE\nraise NotImplementedError("ex02.x: replace this line with your answer")'
-    )
-
-
-def test_strip_written_answers():
-    text = "Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n\nReally.\n<!-- END SOLUTION -->\nThe end."
-    assert strip_written_answers(text) == "Why?\n*Your answer here.*\nThe end."
-
-
-def test_strip_solutions_checks_its_arguments():
-    with pytest.raises(ValueError, match="'Ex1.f' must look like 'ex01.snake_name'"):
-        strip_solutions("x", "Ex1.f")
-    with pytest.raises(TypeError, match="source must be a str"):
-        strip_solutions(["x"], "ex01.f")
-
-
-@pytest.mark.parametrize(
-    "source, message",
-    [
-        ("### BEGIN SOLUTION\nx = 1\n", "line 1: the block opened here is never closed; add '### END SOLUTION'"),
-        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "line 2: '### BEGIN SOLUTION' inside the block opened on line 1"),
-        ("x = 1\n### END SOLUTION\n", "line 2: '### END SOLUTION' without a '### BEGIN SOLUTION'"),
-        ("# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n", "line 1: '# BEGIN SOLUTION' looks like a solution marker"),
-    ],
-)
-def test_strip_solutions_rejects_broken_markers(source, message):
-    with pytest.raises(ReleaseError) as error:
-        strip_solutions(source, "ex01.f")
-    assert message in str(error.value)
-
-
-# ---- the exercise notebook ----------------------------------------------------------------------
-
-
-def test_make_exercise_strips_answers_clears_outputs_and_keeps_the_rest():
-    sol = solution()
-    before = nbformat.writes(sol)
-    ex = make_exercise(sol, "01_derivatives.ipynb")
-    assert nbformat.writes(sol) == before  # the solution is not modified
-    assert [c.cell_type for c in ex.cells] == [c.cell_type for c in sol.cells]
-    assert ex.cells[0] == sol.cells[0] and ex.cells[2].source == sol.cells[2].source
-    assert ex.cells[1].source == ('def f(x):\n    # YOUR CODE HERE\n'
-                                  '    raise NotImplementedError("ex01.f: replace this line with your answer")\n')
-    assert ex.cells[1].outputs == [] and ex.cells[1].execution_count is None
-    assert ex.cells[1].metadata == {"vgcourse": {"question": "ex01.f", "points": 2}}
-    assert ex.cells[2].metadata == {"tags": ["check"]}
-    assert ex.cells[3].source == "Why?\n*Your answer here.*\nThe end."
-    assert ex.metadata.kernelspec == KERNEL and ex.metadata.vgcourse.assignment == "01"
-    assert ex.metadata.vgcourse.release == {"fingerprint": fingerprint(ex)}
-    assert "BEGIN SOLUTION" not in nbformat.writes(ex) and "2 * x" not in nbformat.writes(ex)
-    nbformat.validate(ex)
-
-
-def test_fingerprint_ignores_outputs_but_not_sources_or_points():
-    nb = solution()
-    ran = solution()
-    ran.cells[1].outputs, ran.cells[1].execution_count = [], None
-    ran.metadata["language_info"] = {"name": "python"}
-    assert fingerprint(ran) == fingerprint(nb)
-    assert fingerprint(solution(answer=nb.cells[1].source + "# mine\n")) != fingerprint(nb)
-    assert fingerprint(solution(points=3)) != fingerprint(nb)
-    with pytest.raises(TypeError, match="expected a notebook"):
-        fingerprint("01_x.ipynb")
-
-
-def test_question_cells_reads_the_metadata():
-    nb = solution(extra=[new_code_cell("### BEGIN SOLUTION\n### END SOLUTION", metadata={"vgcourse": {"question": "ex01.g", "points": 5}})])
-    assert question_cells(nb) == [(1, "ex01.f", 2), (4, "ex01.g", 5)]
-    assert question_cells(new_notebook(cells=[new_code_cell("1")])) == []
-
-
-def with_cell(cell):
-    return solution(extra=[cell])
-
-
-@pytest.mark.parametrize(
-    "nb, name, message",
-    [
-        (solution(), "derivatives.ipynb", "'derivatives.ipynb': solution notebook names must start with two digits and '_'"),
-        (solution(), "1_derivatives.ipynb", "must start with two digits and '_', like '03_detection.ipynb'"),
-        (solution(assignment="02"), "01_d.ipynb", 'must contain {"vgcourse": {"assignment": "01"}}, found assignment \'02\''),
-        (new_notebook(cells=[]), "01_d.ipynb", "found assignment None"),
-        (solution(answer="### BEGIN SOLUTION\nx = 1\n"), "01_d.ipynb", "01_d.ipynb, cell 2: line 1: the block opened here is never closed"),
-        (solution(answer="### BEGIN SOLUTION\n  ### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION"), "01_d.ipynb",
-         "01_d.ipynb, cell 2: line 2: '### BEGIN SOLUTION' inside the block opened on line 1; blocks cannot nest"),
-        (solution(answer="x = 1\n### END SOLUTION"), "01_d.ipynb", "01_d.ipynb, cell 2: line 2: '### END SOLUTION' without"),
-        (with_cell(new_code_cell("### BEGIN SOLUTION\nx\n### END SOLUTION")), "01_d.ipynb",
-         "01_d.ipynb, cell 5: solution markers in a cell without question metadata; add"),
-        (with_cell(new_markdown_cell("<!-- BEGIN SOLUTION -->\nx")), "01_d.ipynb", "01_d.ipynb, cell 5: line 1: the block opened here is never closed"),
-        (solution(question="ex01.Sigmoid"), "01_d.ipynb", "01_d.ipynb, cell 2: question id 'ex01.Sigmoid' must look like 'ex01.snake_name'"),
-        (solution(question=None), "01_d.ipynb", "cell 2: question id None must look like"),
-        (solution(question="ex02.f"), "01_d.ipynb", "01_d.ipynb, cell 2: question id 'ex02.f' must start with 'ex01.' in assignment 01"),
-        (solution(points=0), "01_d.ipynb", "01_d.ipynb, cell 2: points of ex01.f must be a positive integer, got 0"),
-        (solution(points="2"), "01_d.ipynb", "points of ex01.f must be a positive integer, got '2'"),
-        (solution(points=True), "01_d.ipynb", "points of ex01.f must be a positive integer, got True"),
-        (solution(points=1.5), "01_d.ipynb", "got 1.5"),
-        (with_cell(new_code_cell("### BEGIN SOLUTION\n### END SOLUTION", metadata={"vgcourse": {"question": "ex01.f", "points": 1}})),
-         "01_d.ipynb", "01_d.ipynb, cell 5: question id 'ex01.f' is already used by cell 2"),
-        (with_cell(new_markdown_cell("text", metadata={"vgcourse": {"question": "ex01.g", "points": 1}})),
-         "01_d.ipynb", "01_d.ipynb, cell 5: question metadata is only allowed on code cells, this is a markdown cell"),
-        (solution(answer="def f(x):\n    return 2 * x\n"), "01_d.ipynb",
-         "01_d.ipynb, cell 2: question ex01.f has no '### BEGIN SOLUTION' block, so the exercise would publish the answer"),
-    ],
-)
-def test_make_exercise_rejects_broken_solutions_with_where_and_what(nb, name, message):
-    with pytest.raises(ReleaseError) as error:
-        make_exercise(nb, name)
-    assert message in str(error.value)
 
 
 # ---- release: missing / up to date / updated / skipped / forced / check -------------------------
