@@ -21,7 +21,9 @@ Built on it:
     ``widgets``          the ipywidgets explorers
 Around it:
     ``grading``          the grader's engine; ``grading.questions``: ``ex01`` … ``ex10``
-    ``tools``            the ``vgcourse`` command: ``release``, ``build``, ``workspace``, ``doctor``
+    ``tools``            the ``vgcourse`` command (``cli``): ``notebook_format`` (the notebook
+                         format contract), ``exercise`` and ``release`` (exercises from
+                         solutions), ``build``, ``workspace``, ``doctor``
 """
 
 __version__ = "0.1.0"
