@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import dataclasses
 import math
 
 import ipywidgets
@@ -204,6 +205,19 @@ def test_gradient_flow_norms_are_cached():
     assert gradient_flow_module._norms.cache_info().hits == 1 and again[0] > 0
 
 
+def test_a_flow_setting_is_frozen_checked_and_keys_the_cache():
+    setting = gradient_flow_module.FlowSetting(5, "relu", "he")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setting.depth = 6
+    assert setting == gradient_flow_module.FlowSetting(depth=5, activation="relu", init="he") and setting.label == "relu, he init"
+    gradient_flow_module._norms.cache_clear()
+    gradient_flow_norms(5, "relu", "he")
+    gradient_flow_module._norms(gradient_flow_module.FlowSetting(5, "relu", "he", False, False, 0))
+    assert gradient_flow_module._norms.cache_info().hits == 1
+    with pytest.raises(ValueError, match=r"unknown activation \['relu'\]"):  # checked before any hashing
+        gradient_flow_module.FlowSetting(activation=["relu"])
+
+
 def test_gradient_flow_norms_show_the_decay_and_its_fixes():
     sigmoid = gradient_flow_norms(20)
     assert len(sigmoid) == 20 and sigmoid[0] / sigmoid[-1] < 1e-12
@@ -313,9 +327,12 @@ def runs():
 
 def test_final_layer_norms_and_ratio_summarize_the_last_steps(runs):
     norms = runs["plain"].monitor.grad_norms()
-    np.testing.assert_allclose(final_layer_norms(runs["plain"], last=3), np.median(norms[-3:], axis=0))
-    assert final_layer_ratio(runs["plain"], last=2) == pytest.approx(np.median(norms[-2:, 0] / norms[-2:, -1]))
-    with pytest.raises(ValueError, match="last must be a positive integer number of steps, got 0"):
+    # independent values: the median of three is the middle one, of two the mean of the pair
+    middle = [sorted(float(v) for v in norms[-3:, j])[1] for j in range(norms.shape[1])]
+    np.testing.assert_allclose(final_layer_norms(runs["plain"], last=3), middle)
+    (a1, aL), (b1, bL) = (float(norms[-2, 0]), float(norms[-2, -1])), (float(norms[-1, 0]), float(norms[-1, -1]))
+    assert final_layer_ratio(runs["plain"], last=2) == pytest.approx((a1 / aL + b1 / bL) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="last must be a positive integer, got 0"):
         final_layer_norms(runs["plain"], last=0)
 
 
@@ -432,7 +449,7 @@ def seed_runs():
 def test_fix_explorer_takes_seed_runs_and_runs_alike(runs, seed_runs, monkeypatch):
     plain, blown = seed_runs["plain"][0], seed_runs["blows up"][0]
     assert blown.diverged and not plain.diverged
-    # one definition of the ratio: SeedRun.first_last_ratio, for a SeedRun and for a monitored Run
+    # one definition of the ratio, diagnosis.first_last_ratio, for a SeedRun and for a monitored Run
     assert final_layer_ratio(plain, last=5) == plain.first_last_ratio(5)
     assert final_layer_ratio(runs["relu"], last=5) == as_seed_run(runs["relu"]).first_last_ratio(5)
     np.testing.assert_array_equal(as_seed_run(runs["relu"]).grad_norms(), runs["relu"].monitor.grad_norms())
