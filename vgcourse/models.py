@@ -107,7 +107,8 @@ def deep_mlp(
     Returns:
         a :class:`DeepMLP`.
     """
-    for value, what in ((in_features, "in_features"), (out_features, "out_features"), (depth, "depth"), (width, "width")):
+    sizes = {"in_features": in_features, "out_features": out_features, "depth": depth, "width": width}
+    for what, value in sizes.items():
         check_int(value, what, minimum=1)
     get_activation(activation)
     if init not in INITS:
@@ -172,7 +173,8 @@ def layers(model: nn.Module) -> list[Layer]:
     activation_of = {
         module.linear: module.act
         for module in model.modules()
-        if isinstance(getattr(module, "linear", None), nn.Module) and type(getattr(module, "act", None)) in ACTIVATION_MODULES
+        if isinstance(getattr(module, "linear", None), nn.Module)
+        and type(getattr(module, "act", None)) in ACTIVATION_MODULES
     }
     found, seen = [], set()
     for qualname, module in model.named_modules():
@@ -230,7 +232,8 @@ def sequence_model(
     Inputs have shape ``(batch, time, input_size)``; the output ``(batch, output_size)`` is read
     from the hidden state after the last time step. PyTorch's default initialization is used.
     """
-    for value, what in ((input_size, "input_size"), (hidden_size, "hidden_size"), (output_size, "output_size"), (num_layers, "num_layers")):
+    sizes = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size, "num_layers": num_layers}
+    for what, value in sizes.items():
         check_int(value, what, minimum=1)
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {list(CELLS)}")

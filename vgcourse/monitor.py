@@ -4,10 +4,10 @@
         train(model, data, epochs=5)
     mon.grad_norms()          # numpy array (steps, layers), layers in forward order
 
-(``vgcourse.diagnosis.diagnose(mon)`` turns the records into a verdict.) The layers are
-``vgcourse.models.layers(model)``: every weight matrix, and each recurrent weight. A *step* is a call to ``step()`` of any ``torch.optim`` optimizer holding the model's parameters,
-caught with PyTorch's global optimizer hooks, so any training loop works unchanged (a custom
-optimizer whose ``step()`` calls ``super().step()`` counts twice).
+``vgcourse.diagnosis.diagnose(mon)`` turns the records into a verdict. The layers are those of
+``vgcourse.models.layers(model)``. A *step* is a call to ``step()`` of any ``torch.optim``
+optimizer holding the model's parameters, caught with PyTorch's global optimizer hooks, so any
+training loop works unchanged (a custom optimizer whose ``step()`` calls ``super()`` counts twice).
 """
 
 from __future__ import annotations
