@@ -25,16 +25,16 @@ import torch
 from torch import nn
 
 from vgcourse.models import deep_mlp
-from vgcourse.monitor import GradientMonitor
+from vgcourse.monitor import EVERYTHING, NORMS_ONLY, GradientMonitor, MonitorOptions
 from vgcourse.training import task_loss
 
 WINDOW = 50
-CONFIGS: dict[str, dict | Callable[[nn.Module], object] | None] = {
+CONFIGS: dict[str, MonitorOptions | Callable[[nn.Module], object] | None] = {
     "plain loop (reference)": None,
-    "(a) norms only": {"histograms": False, "activations": False, "update_ratios": False},
-    "(a') norms + update ratios": {"histograms": False, "activations": False},
-    "(b) (a') + histograms every 50": {"activations": False, "hist_every": 50},
-    "    (b) + activation stats (default)": {"hist_every": 50},
+    "(a) norms only": NORMS_ONLY,
+    "(a') norms + update ratios": NORMS_ONLY.changed(update_ratios=True),
+    "(b) (a') + histograms every 50": EVERYTHING.changed(activations=False, hist_every=50),
+    "    (b) + activation stats (default)": EVERYTHING,
     "(c) naive .norm().item() per param": lambda model: [p.grad.norm().item() for p in model.parameters()],
 }
 TARGETS = {"(a) norms only": 1.10, "(a') norms + update ratios": 1.10, "(b) (a') + histograms every 50": 1.20}
@@ -54,8 +54,8 @@ def main() -> None:
     models = {name: deep_mlp(64, 10, depth=20, width=256, activation="relu", init="he", seed=0)
               for name in names}
     optimizers = {name: torch.optim.SGD(models[name].parameters(), lr=1e-3) for name in names}
-    monitors = [GradientMonitor(models[name], **config) for name, config in CONFIGS.items()
-                if isinstance(config, dict)]
+    monitors = [GradientMonitor(models[name], config) for name, config in CONFIGS.items()
+                if isinstance(config, MonitorOptions)]
     seconds: dict[str, list[float]] = {name: [] for name in names}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.windows} windows of {WINDOW} steps per configuration")

@@ -35,6 +35,7 @@ import torch
 from vgcourse.data import adding_problem, digits
 from vgcourse.experiments import BASELINE, run
 from vgcourse.models import CELLS, sequence_model
+from vgcourse.monitor import NORMS_ONLY
 from vgcourse.seeds import run_seeds
 from vgcourse.sequence_seeds import run_sequence_seeds
 from vgcourse.training import train
@@ -45,7 +46,6 @@ SETUPS = {
     "batch norm": BASELINE.changed(batch_norm=True),
     "residual, 50 layers, 5 epochs": BASELINE.changed(depth=50, width=32, residual=True, epochs=5),
 }
-QUICK = dict(histograms=False, update_ratios=False, activations=False)
 
 
 def _seconds(action) -> float:
@@ -63,11 +63,11 @@ def main() -> None:
     seeds = tuple(range(args.seeds))
     print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
           f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.2f}; {len(seeds)} seeds")
-    run(BASELINE.changed(epochs=1), digits(seed=0), progress=False, **QUICK)  # warm-up: imports torch._dynamo
+    run(BASELINE.changed(epochs=1), digits(seed=0), progress=False, options=NORMS_ONLY)  # warm-up: imports torch._dynamo
     print(f"{'set-up':<32}{'one run':>9}{'sequential':>12}{'run_seeds':>11}{'speed-up':>10}")
     for name, setup in SETUPS.items():
         data = {seed: digits(seed=seed) for seed in seeds}
-        one = statistics.median(_seconds(lambda: run(setup, data[0], progress=False, **QUICK)) for _ in range(args.repeats))
+        one = statistics.median(_seconds(lambda: run(setup, data[0], progress=False, options=NORMS_ONLY)) for _ in range(args.repeats))
         batched = statistics.median(_seconds(lambda: run_seeds(setup, seeds, progress=False)) for _ in range(args.repeats))
         sequential = one * len(seeds)  # each seed costs about one run
         print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")

@@ -38,6 +38,7 @@ import torch
 
 from vgcourse.data import digits
 from vgcourse.experiments import BASELINE, run
+from vgcourse.monitor import DIAGNOSIS
 from vgcourse.widgets import (
     derivative_explorer,
     figure_png,
@@ -122,7 +123,7 @@ def main() -> None:
     quick = {"baseline": BASELINE.changed(epochs=2),
              "relu + he": BASELINE.changed(epochs=2, activation="relu", init="he"),
              "residual": BASELINE.changed(epochs=2, residual=True)}
-    runs = {label: run(setup, data, progress=False, histograms=False, update_ratios=False) for label, setup in quick.items()}
+    runs = {label: run(setup, data, progress=False, options=DIAGNOSIS) for label, setup in quick.items()}
     fixes = fix_explorer(runs)
     box = fixes.controls["residual"]
     toggles = timed(lambda: setattr(box, "value", not box.value), args.repeats)

@@ -68,7 +68,7 @@ def test_product_bound():
 
 @pytest.mark.parametrize("depth", [-1, 2.5, "3", True])
 def test_product_bound_rejects_bad_depth(depth):
-    with pytest.raises(ValueError, match="depth must be an integer >= 0"):
+    with pytest.raises(ValueError, match="depth must be a non-negative integer"):
         product_bound("sigmoid", depth)
 
 

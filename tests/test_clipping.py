@@ -113,3 +113,19 @@ def test_unknown_mode_and_missing_gradients_are_errors():
         clip_by_norm(1.0)(deep_mlp(4, 3, depth=2, width=8), 0)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         clip_by_norm(1.0)("model", 0)
+
+
+def test_norm_clipping_is_bit_for_bit_torchs_clip_grad_norm() -> None:
+    """The public get_total_norm + clip_grads_with_norm_ pair records the same number and leaves
+    the same gradients as torch.nn.utils.clip_grad_norm_ (the one-call version)."""
+    ours, theirs = deep_mlp(6, 3, depth=4, width=16, seed=0), deep_mlp(6, 3, depth=4, width=16, seed=0)
+    x, y = torch.randn(32, 6, generator=torch.Generator().manual_seed(1)), torch.arange(32) % 3
+    for model in (ours, theirs):
+        nn.functional.cross_entropy(model(x), y).backward()
+    clipper = clip_by_norm(1e-3)
+    clipper(ours)
+    reference = torch.nn.utils.clip_grad_norm_(list(theirs.parameters()), 1e-3)
+    assert clipper.norms == [float(reference)] and clipper.norms[0] > 1e-3  # it did clip
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a.grad, b.grad)
+    assert record_only().norms == [] and total_norm(ours) == pytest.approx(1e-3, rel=1e-5)

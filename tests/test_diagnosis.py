@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from vgcourse.data import Split, digits
-from vgcourse.diagnosis import VERDICTS, Diagnosis, diagnose
+from vgcourse.diagnosis import VERDICTS, Diagnosis, diagnose, first_last_ratio, first_last_ratios
 from vgcourse.models import deep_mlp
 from vgcourse.monitor import GradientMonitor
 from vgcourse.training import task_loss, train
@@ -131,9 +131,9 @@ def test_medians_use_the_last_window_steps(data: Split) -> None:
     assert diagnose(mon, window=10_000).steps_used == mon.steps
     norms = mon.grad_norms()
     recent = norms[-5:]
-    expected = np.median(recent[:, 0]) / np.median(recent[:, -1])
+    expected = np.median([first / last for first, last in zip(recent[:, 0], recent[:, -1])])
     assert diagnose(mon, window=5).grad_norm_ratio == pytest.approx(expected, rel=1e-9)
-    everything = np.median(norms[:, 0]) / np.median(norms[:, -1])
+    everything = np.median([first / last for first, last in zip(norms[:, 0], norms[:, -1])])
     assert abs(everything - expected) > 1e-3 * expected  # so the window really mattered
 
 
@@ -143,7 +143,7 @@ def test_at_start_takes_medians_over_the_first_steps(data: Split) -> None:
     first = norms[:5]
     result = diagnose(mon, window=5, at="start")
     assert (result.steps_used, result.at) == (5, "start") and diagnose(mon).at == "end"
-    assert result.grad_norm_ratio == pytest.approx(np.median(first[:, 0]) / np.median(first[:, -1]), rel=1e-9)
+    assert result.grad_norm_ratio == pytest.approx(np.median([a / b for a, b in first[:, [0, -1]]]), rel=1e-9)
     assert result.grad_norm_ratio != pytest.approx(diagnose(mon, window=5).grad_norm_ratio, rel=1e-3)
     assert str(result).endswith("(median of the first 5 steps)")
     assert diagnose(mon, window=1, at="start").max_grad_norm == pytest.approx(norms[0].max(), rel=1e-9)
@@ -166,7 +166,7 @@ def test_an_explosion_that_kills_every_unit_is_exploding_at_the_start(data: Spli
         ({"vanish_ratio": 0}, r"vanish_ratio must be a number in \(0, 1\), got 0"),
         ({"vanish_ratio": 1.5}, r"vanish_ratio must be a number in \(0, 1\), got 1.5"),
         ({"explode_ratio": 0.5}, r"explode_ratio must be a number in \(1, inf\), got 0.5"),
-        ({"explode_norm": -1}, r"explode_norm must be a number in \(0, inf\), got -1"),
+        ({"explode_norm": -1}, "explode_norm must be a positive finite number, got -1"),
         ({"dead_threshold": 1.1}, r"dead_threshold must be a number in \(0, 1\], got 1.1"),
         ({"saturation_threshold": "high"}, r"saturation_threshold .* got 'high'"),
         ({"window": 0}, "window must be a positive integer, got 0"),
@@ -190,3 +190,34 @@ def test_diagnose_needs_a_monitor_that_saw_steps() -> None:
         pass
     with pytest.raises(ValueError, match="recorded no optimizer steps"):
         diagnose(mon)
+
+
+# ---- first_last_ratio: the course's headline number ---------------------------------------
+
+
+def test_first_last_ratio_is_the_median_of_per_step_ratios_not_the_ratio_of_medians() -> None:
+    # layer 1 and layer 3 are noisy on different steps; each step's ratio is 0.01 except one
+    norms = np.array([[1.0, 5.0, 100.0], [2.0, 5.0, 200.0], [4.0, 5.0, 400.0], [50.0, 5.0, 100.0]])
+    assert first_last_ratio(norms) == pytest.approx(0.01)  # per-step ratios 0.01, 0.01, 0.01, 0.5
+    assert np.median(norms[:, 0]) / np.median(norms[:, -1]) == pytest.approx(3 / 150)  # what it is not
+    assert first_last_ratio(norms, last=1) == pytest.approx(0.5)
+    assert first_last_ratio(norms, first=2) == pytest.approx(0.01)
+    assert first_last_ratios(norms).tolist() == pytest.approx([0.01, 0.01, 0.01, 0.5])
+
+
+def test_first_last_ratio_reads_a_monitor_and_skips_steps_without_gradient(data: Split) -> None:
+    mon = trained(deep_mlp(64, 10, depth=3, width=16, activation="relu", init="he"), data)
+    norms = mon.grad_norms()
+    assert first_last_ratio(mon, last=7) == pytest.approx(float(np.median(norms[-7:, 0] / norms[-7:, 2])), rel=1e-12)
+    assert first_last_ratio(np.array([[0.0, 0.0], [1.0, 4.0]])) == 0.25  # 0/0 on the first step
+    assert math.isnan(first_last_ratio(np.zeros((0, 3))))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"last": 0}, "last must be a positive integer, got 0"), ({"first": 1.5}, "first must be a positive integer"),
+     ({"last": 2, "first": 2}, "give last or first, not both")],
+)
+def test_first_last_ratio_rejects_bad_windows(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        first_last_ratio(np.ones((3, 2)), **kwargs)

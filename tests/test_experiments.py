@@ -1,9 +1,21 @@
+import inspect
+from dataclasses import fields
+
 import pytest
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+import vgcourse.experiments
 from vgcourse.data import spirals
 from vgcourse.experiments import BASELINE, Run, Setup, build_model, describe, run
-from vgcourse.models import layer_names
+from vgcourse.models import deep_mlp, layer_names
+from vgcourse.training import train
+
+
+def hooks_left(model: torch.nn.Module) -> list[str]:
+    """Every non-empty hook table of every module: forward, forward pre, backward, state dict, ..."""
+    return [f"{name}.{table}" for name, m in model.named_modules() for table, value in vars(m).items()
+            if table.endswith("hooks") and isinstance(value, dict) and value]
 
 
 def test_baseline_is_the_failing_setup_of_notebook_03():
@@ -36,9 +48,52 @@ def test_run_trains_and_monitors_with_the_setups_budget():
     assert result.history.epochs == 2
     assert result.monitor.steps == 2 * 3
     assert result.monitor.layer_names == ["layer 1", "layer 2", "layer 3"]
-    assert all(not m._forward_hooks for m in result.model.modules())
+    assert hooks_left(result.model) == []  # the monitor's forward *pre* hooks too
     again = run(Setup(depth=3, width=16, epochs=2, batch_size=50, activation="tanh"), data)
     assert again.history.step_loss == result.history.step_loss  # seeded
+
+
+def test_run_leaves_no_hook_of_any_kind() -> None:
+    before = len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)
+    watched = []
+
+    def build(setup, data):  # the model run() trains, checked while the monitor is attached
+        model = build_model(setup, data)
+        watched.append(model)
+        return model
+
+    original = vgcourse.experiments.build_model
+    vgcourse.experiments.build_model = build
+    try:
+        result = run(Setup(depth=3, width=8, epochs=1, batch_size=100), spirals(n=200))
+    finally:
+        vgcourse.experiments.build_model = original
+    assert watched == [result.model] and hooks_left(result.model) == []
+    assert (len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)) == before
+
+
+def test_every_setup_field_reaches_deep_mlp_or_train(monkeypatch) -> None:
+    """A new Setup field must be used by run(), not only shown by describe()."""
+    received: dict[str, dict] = {}
+
+    def recording(name, function):
+        def wrapper(*args, **kwargs):
+            received[name] = kwargs
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(vgcourse.experiments, "deep_mlp", recording("deep_mlp", deep_mlp))
+    monkeypatch.setattr(vgcourse.experiments, "train", recording("train", train))
+    # every field away from its default, so a field that is dropped cannot pass by luck
+    setup = Setup(depth=3, width=5, activation="tanh", init="xavier", batch_norm=True, residual=True,
+                  weight_scale=0.5, epochs=1, lr=0.01, batch_size=100, optimizer="adam", seed=3)
+    assert all(getattr(setup, f.name) != f.default for f in fields(Setup))
+    run(setup, spirals(n=200), progress=False)
+    for f in fields(Setup):
+        reached = [name for name, kwargs in received.items() if f.name in kwargs and kwargs[f.name] == getattr(setup, f.name)]
+        assert reached, f"Setup.{f.name} reaches neither deep_mlp nor train in run()"
+        for name in reached:
+            assert f.name in inspect.signature({"deep_mlp": deep_mlp, "train": train}[name]).parameters
 
 
 def test_run_passes_after_backward_to_the_training_loop():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.models import DeepMLP, Dense, deep_mlp, layer_names, linear_layers, sequence_model
+from vgcourse.models import DeepMLP, Dense, deep_mlp, layer_names, layers, linear_layers, sequence_model
 
 
 def test_deep_mlp_has_depth_weight_layers_named_in_order():
@@ -133,3 +133,21 @@ def test_sequence_model_validates():
 def test_layer_names_of_an_arbitrary_model_are_qualified_names():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
     assert layer_names(model) == ["0", "2.0"]
+
+
+def test_layers_is_the_one_list_of_a_models_layers():
+    model = deep_mlp(6, 3, depth=3, width=4, activation="relu", batch_norm=True)
+    found = layers(model)
+    assert [layer.name for layer in found] == ["layer 1", "layer 2", "layer 3"]  # BatchNorm's 1-D weight is no layer
+    assert [layer.module for layer in found] == [model.layer1.linear, model.layer2.linear, model.layer3]
+    assert all(layer.weight is layer.module.weight for layer in found)
+    assert [layer.activation for layer in found] == [model.layer1.act, model.layer2.act, None]
+    assert layer_names(model) == ["layer 1", "layer 2", "layer 3"] and linear_layers(model) == [l.module for l in found]
+
+
+def test_layers_of_a_recurrent_model_and_of_shared_weights():
+    model = sequence_model(2, 8, 1, cell="gru", num_layers=2)
+    assert layer_names(model) == ["core.weight_hh_l0", "core.weight_hh_l1", "readout"]
+    shared = nn.Linear(3, 3)
+    tied = nn.Sequential(shared, nn.Tanh(), shared, nn.Conv1d(1, 1, 2))
+    assert layer_names(tied) == ["0", "3"]  # a weight used twice counts once; a convolution is a layer

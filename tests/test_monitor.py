@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 from vgcourse.activations import saturated_fraction
 from vgcourse.data import digits
 from vgcourse.models import deep_mlp, sequence_model
-from vgcourse.monitor import GradientMonitor, Histogram
+from vgcourse.monitor import DIAGNOSIS, EVERYTHING, NORMS_ONLY, GradientMonitor, Histogram, MonitorOptions
 from vgcourse.probes.layers import activation_outputs
 from vgcourse.training import task_loss, train
 
@@ -352,16 +353,33 @@ def test_std_is_accurate_when_it_is_tiny_next_to_the_mean() -> None:
     assert mon.activation_stds()[0, 0] == pytest.approx(expected, rel=1e-3)
 
 
-def test_a_forgotten_monitor_leaves_no_global_hook_once_collected() -> None:
-    before = global_hooks()
-
-    def forget() -> None:
-        model = small_mlp()
-        GradientMonitor(model)  # never closed
-
-    forget()
+def test_a_forgotten_monitor_on_a_live_model_records_nothing_and_leaves_no_hook() -> None:
+    model, before = small_mlp(), global_hooks()  # the model stays alive; only the monitor goes
+    GradientMonitor(model)  # never closed
+    probe = GradientMonitor(model)  # a second, forgotten one, as a re-run notebook cell makes
+    records = probe._grad_rows
+    del probe
     gc.collect()
-    assert global_hooks() == before
+    assert module_hooks(model) == 0 and global_hooks() == before
+    sgd_steps(model, 2)  # forward, backward and step on the live model
+    assert records == []  # the dropped monitor did not record these steps
+
+
+def test_a_closed_monitor_kept_alive_records_nothing_on_a_live_model() -> None:
+    model = small_mlp()
+    with GradientMonitor(model) as mon:
+        sgd_steps(model, 1)
+    sgd_steps(model, 2)
+    assert mon.steps == 1 and len(mon._grad_rows) == 1
+
+
+def test_module_hooks_do_not_hold_the_monitor() -> None:
+    model = small_mlp()
+    mon = GradientMonitor(model)
+    ref = weakref.ref(mon)
+    del mon
+    gc.collect()
+    assert ref() is None  # the model's hooks kept no strong reference to it
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -404,7 +422,7 @@ def test_bad_model_and_bad_histogram_kind() -> None:
     with pytest.raises(ValueError, match="ReLU has no layer to monitor"):
         GradientMonitor(nn.ReLU())
     with GradientMonitor(small_mlp()) as mon:
-        message = r"unknown histogram kind 'weights'; choose one of \['grad', 'activation'\]"
+        message = r"kind must be one of \['grad', 'activation'\], got 'weights'"
         with pytest.raises(ValueError, match=message):
             mon.histograms("weights")
 
@@ -422,3 +440,34 @@ def test_tiny_gradients_are_not_rounded_to_zero(update_ratios: bool) -> None:
     norms = mon.grad_norms()[0]
     assert norms[0] == pytest.approx(4e-27, rel=1e-6)  # sqrt(16) * 1e-27
     assert norms[1] == 0.0  # exactly 0 only when every entry is
+
+
+# ---- options and presets ------------------------------------------------------------------
+
+
+def test_norms_only_preset_records_gradient_norms_and_nothing_else() -> None:
+    model = small_mlp()
+    with GradientMonitor(model, NORMS_ONLY) as mon:
+        sgd_steps(model, 2)
+    assert np.isfinite(mon.grad_norms()).all() and mon.grad_norms().shape == (2, 4)
+    assert np.isnan(mon.update_ratios()).all() and np.isnan(mon.activation_means()).all()
+    assert mon.histograms("grad") == [] and mon.histograms("activation") == []
+
+
+def test_diagnosis_preset_keeps_activation_statistics_only() -> None:
+    model = small_mlp("sigmoid")
+    with GradientMonitor(model, DIAGNOSIS) as mon:
+        sgd_steps(model, 2)
+    assert np.isfinite(mon.saturated_fractions()[:, :3]).all()  # the three sigmoid layers
+    assert np.isnan(mon.update_ratios()).all() and mon.histograms() == []
+
+
+def test_keyword_changes_apply_on_top_of_a_preset() -> None:
+    mon = GradientMonitor(small_mlp(), NORMS_ONLY, histograms=True, hist_every=7)
+    mon.close()
+    assert mon.options == MonitorOptions(hist_every=7, activations=False, update_ratios=False)
+    assert (mon.hist_every, EVERYTHING.hist_every, NORMS_ONLY.histograms) == (7, 50, False)  # presets untouched
+    with pytest.raises(TypeError, match=r"unknown monitor option\(s\) \['hist_evry'\]"):
+        GradientMonitor(small_mlp(), hist_evry=7)
+    with pytest.raises(TypeError, match="options must be a vgcourse.monitor.MonitorOptions, got dict"):
+        GradientMonitor(small_mlp(), {"histograms": False})

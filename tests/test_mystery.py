@@ -1,7 +1,8 @@
 import pytest
 
 from vgcourse.data import digits
-from vgcourse.monitor import GradientMonitor, diagnose
+from vgcourse.diagnosis import diagnose
+from vgcourse.monitor import GradientMonitor
 from vgcourse.mystery import MYSTERIES, mystery_model, reveal
 from vgcourse.training import train
 

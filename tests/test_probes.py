@@ -77,8 +77,19 @@ def test_probes_validate_their_batch():
         activation_outputs(model, torch.randn(0, 6))
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         activation_outputs("model", torch.randn(2, 6))
-    with pytest.raises(ValueError, match="no nn.Linear"):
-        layer_gradient_norms(nn.Sequential(nn.Conv1d(1, 1, 1)), torch.randn(2, 1, 3), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"no layers to measure \(no weight matrix\)"):
+        layer_gradient_norms(nn.Sequential(nn.ReLU()), torch.randn(2, 3), torch.zeros(2, 3))
+
+
+def test_layer_gradient_norms_measure_the_layers_the_monitor_watches() -> None:
+    # one definition of a layer (vgcourse.models.layers): a convolution is one, as in the monitor
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2, 1))
+    x, y = torch.randn(4, 1, 3), torch.randn(4, 1)
+    norms = layer_gradient_norms(model, x, y)
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    expected = [model[0].weight.grad.double().norm().item(), model[2].weight.grad.double().norm().item()]
+    assert norms == pytest.approx(expected, rel=1e-6)
 
 
 def test_layer_gradient_norms_are_summed_in_float64() -> None:

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vgcourse.validation import check_int, check_number, is_real
+
 LEAKY_SLOPE = 0.01
 """Slope of Leaky ReLU on the negative side (PyTorch's default)."""
 
@@ -92,6 +94,20 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+ACTIVATION_MODULES: dict[type[nn.Module], str] = {
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.GELU: "gelu",
+}
+"""The module classes that count as activations, and the course's name for each."""
+
+OUTPUT_RANGES: dict[str, tuple[float, float]] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+"""The activations bounded by an asymptote on both sides, and their output range ``(low, high)``:
+the ones that saturate."""
+
+
 def get_activation(name: str) -> Activation:
     """Return the :class:`Activation` called ``name``.
 
@@ -108,7 +124,7 @@ def _as_tensor(x: Tensor | float, what: str) -> Tensor:
         if not x.is_floating_point():
             raise TypeError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
         return x
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
+    if is_real(x):
         return torch.tensor(float(x), dtype=torch.float64)
     raise TypeError(f"{what} must be a float or a floating-point tensor, got {type(x).__name__}")
 
@@ -134,8 +150,7 @@ def product_bound(name: str, depth: int) -> float:
     This bounds only the activation part of the chain rule; the weight matrices multiply in
     too, which is why initialization matters (notebook 05).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+    check_int(depth, "depth", minimum=0)
     return derivative_bound(name) ** depth
 
 
@@ -153,14 +168,13 @@ def saturated_mask(name: str, outputs: Tensor, margin: float = SATURATION_MARGIN
     Raises:
         ValueError: for an activation without two asymptotes or a margin outside (0, 0.5).
     """
-    if name not in ("sigmoid", "tanh"):
+    if name not in OUTPUT_RANGES:
         get_activation(name)  # a clear error for unknown names first
         raise ValueError(
             f"saturation is defined for 'sigmoid' and 'tanh', not {name!r}; "
             "for ReLU-family units measure dead units instead"
         )
-    if not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
-        raise ValueError(f"margin must be a number in (0, 0.5), got {margin!r}")
+    check_number(margin, "margin", 0, 0.5)
     outputs = _as_tensor(outputs, "outputs")
     if name == "sigmoid":
         return (outputs < margin) | (outputs > 1 - margin)

@@ -4,9 +4,10 @@
     train(model, data, after_backward=clipper)
     clipper.norms      # total gradient norm of every step, measured *before* clipping
 
-Clipping itself is PyTorch's: ``torch.nn.utils.clip_grad_norm_`` rescales the whole gradient
-when its norm exceeds a threshold (Pascanu, Mikolov & Bengio, 2013); ``clip_grad_value_`` caps
-every entry separately. Both only ever make a gradient *smaller*.
+Clipping itself is PyTorch's: ``torch.nn.utils.clip_grads_with_norm_`` rescales the whole
+gradient when its norm (``get_total_norm``) exceeds a threshold (Pascanu, Mikolov & Bengio,
+2013) — together, what ``clip_grad_norm_`` does; ``clip_grad_value_`` caps every entry
+separately. Both only ever make a gradient *smaller*.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import clip_grad_value_, clip_grads_with_norm_, get_total_norm
+
+from vgcourse.validation import check_number
 
 MODES = ("none", "norm", "value")
 
 
 def _check_threshold(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{what} must be a positive finite number (0 < {what} < inf), got {value!r}")
-    return float(value)
+    return check_number(value, what, 0)
 
 
 def gradients(model: nn.Module) -> list[Tensor]:
@@ -53,7 +53,7 @@ def total_norm(model: nn.Module) -> float:
     grads = gradients(model)
     if not grads:
         return 0.0
-    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+    return float(get_total_norm(grads))
 
 
 @dataclass
@@ -85,12 +85,11 @@ class Clipper:
         params = [p for p in model.parameters() if p.grad is not None]
         if not params:
             raise ValueError("model has no gradients; the clipper must run after loss.backward()")
+        norm = get_total_norm([p.grad for p in params])  # before clipping
         if self.mode == "norm":
-            norm = torch.nn.utils.clip_grad_norm_(params, self.threshold)  # returns the pre-clip norm
-        else:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
-            if self.mode == "value":
-                torch.nn.utils.clip_grad_value_(params, self.threshold)
+            clip_grads_with_norm_(params, self.threshold, norm)  # = clip_grad_norm_(params, threshold)
+        elif self.mode == "value":
+            clip_grad_value_(params, self.threshold)
         self.norms.append(float(norm))
 
     def clipped_fraction(self) -> float:
@@ -106,7 +105,7 @@ class Clipper:
 def clip_by_norm(max_norm: float) -> Clipper:
     """A callback that rescales the whole gradient to L2 norm ``max_norm`` whenever it is larger.
 
-    Uses ``torch.nn.utils.clip_grad_norm_``: the direction of the gradient is kept.
+    Uses ``torch.nn.utils.clip_grads_with_norm_`` (what ``clip_grad_norm_`` does): the direction of the gradient is kept.
 
     Args:
         max_norm: the largest total gradient norm allowed through, ``0 < max_norm < inf``.

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vgcourse.validation import check_int, check_number
+
 
 @dataclass(frozen=True)
 class Split:
@@ -38,22 +40,6 @@ class Split:
         if self.y_train.dtype != torch.int64:
             return None
         return int(max(self.y_train.max(), self.y_test.max())) + 1
-
-
-def _check_fraction(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{what} must be a number strictly between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _check_count(value: object, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_seed(seed: object) -> int:
-    return _check_count(seed, "seed", minimum=0)
 
 
 def _split(x: Tensor, y: Tensor, test_fraction: float, generator: torch.Generator) -> Split:
@@ -82,8 +68,8 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> Split:
     Pixels are standardized with the *training* set's mean and standard deviation, so no
     information leaks from the test set.
     """
-    _check_fraction(test_fraction, "test_fraction")
-    _check_seed(seed)
+    check_number(test_fraction, "test_fraction", 0, 1)
+    check_int(seed, "seed", minimum=0)
     table = _digit_table()
     x = torch.tensor(table[:, :-1], dtype=torch.float32)
     y = torch.tensor(table[:, -1], dtype=torch.int64)
@@ -100,11 +86,10 @@ def spirals(n: int = 1000, noise: float = 0.05, test_fraction: float = 0.25, see
 
     Not linearly separable, so a network has to use its depth; small enough to train in seconds.
     """
-    _check_count(n, "n", minimum=4)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
-    _check_fraction(test_fraction, "test_fraction")
-    _check_seed(seed)
+    check_int(n, "n", minimum=4)
+    check_number(noise, "noise", 0, include_low=True)
+    check_number(test_fraction, "test_fraction", 0, 1)
+    check_int(seed, "seed", minimum=0)
     gen = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 2
     radius = torch.rand(n, generator=gen) * 0.9 + 0.1
@@ -129,10 +114,10 @@ def adding_problem(length: int, n_train: int = 2000, n_test: int = 500, seed: in
     Returns:
         a :class:`Split` with ``x`` of shape ``(n, length, 2)`` and ``y`` of shape ``(n, 1)``.
     """
-    _check_count(length, "length", minimum=2)
-    _check_count(n_train, "n_train")
-    _check_count(n_test, "n_test")
-    _check_seed(seed)
+    check_int(length, "length", minimum=2)
+    check_int(n_train, "n_train", minimum=1)
+    check_int(n_test, "n_test", minimum=1)
+    check_int(seed, "seed", minimum=0)
     gen = torch.Generator().manual_seed(seed)
     n = n_train + n_test
     values = torch.rand(n, length, generator=gen)

@@ -2,7 +2,9 @@
 
 Each layer is summarised by its median over ``window`` recorded steps — the last ones by
 default (the network as training left it), or the first ones with ``at="start"`` (the network as
-it was built, before training changed it) — so one noisy batch does not decide the verdict. The criteria, most severe first:
+it was built, before training changed it) — so one noisy batch does not decide the verdict. The
+first/last comparison is the course's headline number, :func:`first_last_ratio`: the median over
+the same steps of layer 1's gradient norm over the last layer's. The criteria, most severe first:
 
 - **nonfinite**: some gradient norm was inf or NaN at any recorded step.
 - **exploding**: the largest layer gradient norm is at least ``explode_norm``, or the first
@@ -23,12 +25,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from vgcourse.monitor import GradientMonitor
+from vgcourse.monitor import GradientMonitor
+from vgcourse.validation import check_choice, check_int, check_number
 
 VERDICTS = ("nonfinite", "exploding", "dead", "vanishing", "healthy")
 """Every verdict ``diagnose`` can return, most severe first."""
@@ -44,7 +46,8 @@ class Diagnosis:
         steps_used: how many steps the medians were taken over.
         at: ``"end"`` if they were the last recorded steps, ``"start"`` if the first.
         first_layer, last_layer: the first and last layer in forward order.
-        grad_norm_ratio: median gradient norm of ``first_layer`` divided by ``last_layer``'s.
+        grad_norm_ratio: :func:`first_last_ratio` over the steps used: the median of
+            ``first_layer``'s gradient norm divided by ``last_layer``'s.
         max_grad_norm, max_grad_layer: the largest median gradient norm and its layer.
         saturated_fraction, saturated_layer: the most saturated layer (NaN and ``None`` when
             no sigmoid/tanh activation was seen).
@@ -100,6 +103,63 @@ WINDOW_ENDS = ("end", "start")
 """Where ``diagnose``'s window of steps may sit: the last recorded steps, or the first."""
 
 
+class HasGradNorms(Protocol):
+    """Anything with per-step, per-layer gradient norms: a ``GradientMonitor``, a ``SeedRun``."""
+
+    def grad_norms(self) -> np.ndarray: ...
+
+
+def first_last_ratios(run: HasGradNorms | np.ndarray) -> np.ndarray:
+    """Layer 1's gradient norm over the last layer's at every step (every row of an array,
+    e.g. one per seed), shape ``(steps,)``.
+
+    Args:
+        run: a :class:`~vgcourse.monitor.GradientMonitor`, a ``vgcourse.seeds.SeedRun`` (anything
+            with ``grad_norms()``), or such an array of norms, ``(steps, layers)``, layer 1 first.
+
+    Returns:
+        ``norms[:, 0] / norms[:, -1]``; a step where both norms are 0 gives NaN.
+    """
+    norms = np.asarray(run if isinstance(run, np.ndarray) else run.grad_norms(), dtype=float)
+    if norms.ndim != 2:
+        raise ValueError(f"gradient norms must have shape (steps, layers), got {norms.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return norms[:, 0] / norms[:, -1]
+
+
+def first_last_ratio(
+    run: HasGradNorms | np.ndarray, last: int | None = None, *, first: int | None = None
+) -> float:
+    """The course's headline number: layer 1's gradient norm over the last layer's, as the median
+    over steps of the per-step ratio (:func:`first_last_ratios`).
+
+    The median of per-step ratios, not the ratio of the two layers' median norms: at each step
+    both norms come from the same batch and the same weights, so a batch that scales every
+    gradient up or down cancels out of the ratio before the median is taken, and the median
+    then discards the steps where one layer alone was noisy. (A ratio of medians can divide
+    layer 1's norm at one step by the last layer's at another.) ``diagnose`` reports this number
+    as ``grad_norm_ratio``.
+
+    Args:
+        run: as for :func:`first_last_ratios`.
+        last: use only the last ``last`` steps (default: every step).
+        first: use only the first ``first`` steps instead (not with ``last``).
+
+    Returns:
+        the median, NaN for a run with no step (steps where both norms are 0 are skipped).
+    """
+    if last is not None and first is not None:
+        raise ValueError(f"give last or first, not both (got last={last!r}, first={first!r})")
+    ratios = first_last_ratios(run)
+    if last is not None:
+        ratios = ratios[-check_int(last, "last", minimum=1):]
+    if first is not None:
+        ratios = ratios[: check_int(first, "first", minimum=1)]
+    if np.all(np.isnan(ratios)):  # also no steps at all
+        return math.nan
+    return float(np.nanmedian(ratios))
+
+
 def _window_median(table: np.ndarray, window: int, at: str) -> np.ndarray:
     rows = table[-window:] if at == "end" else table[:window]
     with warnings.catch_warnings():  # columns without data (all NaN) stay NaN, silently
@@ -112,15 +172,6 @@ def _worst(values: np.ndarray, names: list[str]) -> tuple[float, str | None]:
         return math.nan, None
     index = int(np.nanargmax(values))
     return float(values[index]), names[index]
-
-
-def _check_number(value: object, what: str, low: float, high: float, high_inclusive: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and low < value and (value <= high if high_inclusive else value < high)
-    if not ok:
-        interval = f"({low:g}, {high:g}{']' if high_inclusive else ')'}"
-        raise ValueError(f"{what} must be a number in {interval}, got {value!r}")
-    return float(value)
 
 
 def diagnose(
@@ -150,30 +201,25 @@ def diagnose(
     Returns:
         a :class:`Diagnosis`; ``str()`` of it is a one-line readable report.
     """
-    from vgcourse.monitor import GradientMonitor  # here, because monitor imports this module
-
     if not isinstance(monitor, GradientMonitor):
         raise TypeError(f"monitor must be a GradientMonitor, got {type(monitor).__name__}")
     if monitor.steps == 0:
         raise ValueError("the monitor recorded no optimizer steps; train with it attached first")
     thresholds = {
-        "vanish_ratio": _check_number(vanish_ratio, "vanish_ratio", 0, 1, False),
-        "explode_norm": _check_number(explode_norm, "explode_norm", 0, math.inf, False),
-        "explode_ratio": _check_number(explode_ratio, "explode_ratio", 1, math.inf, False),
-        "saturation_threshold": _check_number(
-            saturation_threshold, "saturation_threshold", 0, 1, True
+        "vanish_ratio": check_number(vanish_ratio, "vanish_ratio", 0, 1),
+        "explode_norm": check_number(explode_norm, "explode_norm", 0),
+        "explode_ratio": check_number(explode_ratio, "explode_ratio", 1),
+        "saturation_threshold": check_number(
+            saturation_threshold, "saturation_threshold", 0, 1, include_high=True
         ),
-        "dead_threshold": _check_number(dead_threshold, "dead_threshold", 0, 1, True),
+        "dead_threshold": check_number(dead_threshold, "dead_threshold", 0, 1, include_high=True),
     }
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
-    if at not in WINDOW_ENDS:
-        raise ValueError(f"at must be one of {list(WINDOW_ENDS)}, got {at!r}")
+    check_int(window, "window", minimum=1)
+    check_choice(at, "at", WINDOW_ENDS)
 
     names = monitor.layer_names
     norms = _window_median(monitor.grad_norms(), window, at)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(norms[0] / norms[-1])
+    ratio = first_last_ratio(monitor, first=window) if at == "start" else first_last_ratio(monitor, last=window)
     max_norm, max_layer = _worst(norms, names)
     saturated_fractions = _window_median(monitor.saturated_fractions(), window, at)
     saturated, saturated_layer = _worst(saturated_fractions, names)

@@ -14,7 +14,7 @@ from torch import nn
 
 from vgcourse.data import Split, digits
 from vgcourse.models import DeepMLP, deep_mlp
-from vgcourse.monitor import GradientMonitor
+from vgcourse.monitor import EVERYTHING, GradientMonitor, MonitorOptions
 from vgcourse.training import History, train
 
 
@@ -45,6 +45,10 @@ class Setup:
 
 BASELINE = Setup()
 """The failing set-up of notebook 03: 10 sigmoid layers, default init, SGD lr 0.3, 20 epochs."""
+
+RUN_MONITOR = EVERYTHING.changed(hist_every=140)
+"""What :func:`run` records by default: everything, with seven histograms over the baseline's
+860 steps (43 batches of 32 per epoch of the 1,348 training digits)."""
 
 _MODEL_FIELDS = ("depth", "width", "activation", "init", "batch_norm", "residual", "weight_scale", "seed")
 _TRAIN_FIELDS = ("epochs", "lr", "batch_size", "optimizer", "seed")
@@ -85,6 +89,7 @@ def run(
     after_backward: Callable[[nn.Module, int], None] | None = None,
     on_divergence: str = "stop",
     progress: bool = True,
+    options: MonitorOptions | None = None,
     **monitor_options: Any,
 ) -> Run:
     """Build, train and monitor the model ``setup`` describes.
@@ -96,14 +101,13 @@ def run(
         on_divergence: ``"stop"`` (default) returns a run that diverged, flagged
             (``Run.diverged``); ``"raise"`` raises :class:`~vgcourse.training.TrainingDiverged`.
         progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
-        **monitor_options: passed to :class:`~vgcourse.monitor.GradientMonitor`
-            (default ``hist_every=140``: seven histograms over the baseline's 860 steps,
-            43 batches of 32 per epoch of the 1,348 training digits).
+        options: what the monitor records, a :class:`~vgcourse.monitor.MonitorOptions` (e.g.
+            ``vgcourse.monitor.DIAGNOSIS``); default :data:`RUN_MONITOR`.
+        **monitor_options: changes to ``options``, e.g. ``histograms=False``.
     """
     data = data if data is not None else digits(seed=setup.seed)
     model = build_model(setup, data)
-    monitor_options.setdefault("hist_every", 140)
-    with GradientMonitor(model, **monitor_options) as monitor:
+    with GradientMonitor(model, options or RUN_MONITOR, **monitor_options) as monitor:
         options = {name: getattr(setup, name) for name in _TRAIN_FIELDS}
         history = train(model, data, progress=progress, after_backward=after_backward,
                         on_divergence=on_divergence, **options)

@@ -1,17 +1,19 @@
 """Model factories: a deep MLP with every knob the course turns, and a small sequence model.
 
-Layers are named ``layer1`` ... ``layerL`` so that per-layer plots read "layer 1 ... layer L";
-``layer_names(model)`` gives those labels in forward order.
+Layers are named ``layer1`` ... ``layerL`` so that per-layer plots read "layer 1 ... layer L".
+:func:`layers` is the one definition of which modules of any model are its layers, in what order
+and under what names; the monitor and the probes all read it.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from vgcourse.activations import get_activation
+from vgcourse.activations import ACTIVATION_MODULES, get_activation
+from vgcourse.validation import check_int, check_number
 
 INITS = ("default", "xavier", "he")
 """``default``: PyTorch's own Linear init (uniform, std 1/sqrt(3 fan_in));
@@ -19,18 +21,6 @@ INITS = ("default", "xavier", "he")
 ``he``: He et al. (2015), normal with std sqrt(2 / fan_in)."""
 
 CELLS = ("rnn", "lstm", "gru")
-
-
-def _check_positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
 
 
 class Dense(nn.Module):
@@ -117,21 +107,17 @@ def deep_mlp(
     Returns:
         a :class:`DeepMLP`.
     """
-    _check_positive_int(in_features, "in_features")
-    _check_positive_int(out_features, "out_features")
-    _check_positive_int(depth, "depth")
-    _check_positive_int(width, "width")
+    sizes = {"in_features": in_features, "out_features": out_features, "depth": depth, "width": width}
+    for what, value in sizes.items():
+        check_int(value, what, minimum=1)
     get_activation(activation)
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
     for flag, what in ((batch_norm, "batch_norm"), (residual, "residual")):
         if not isinstance(flag, bool):
             raise ValueError(f"{what} must be True or False, got {flag!r}")
-    if isinstance(weight_scale, bool) or not isinstance(weight_scale, (int, float)):
-        raise ValueError(f"weight_scale must be a positive number, got {weight_scale!r}")
-    if not (weight_scale > 0 and math.isfinite(weight_scale)):
-        raise ValueError(f"weight_scale must be a positive finite number, got {weight_scale!r}")
-    _check_seed(seed)
+    check_number(weight_scale, "weight_scale", 0)
+    check_int(seed, "seed", minimum=0)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -154,20 +140,66 @@ def deep_mlp(
     return model
 
 
-def layer_names(model: nn.Module) -> list[str]:
-    """Readable labels ("layer 1", ...) of the weight layers of ``model``, in forward order.
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of a model, as :func:`layers` finds it.
 
-    For a :class:`DeepMLP` these are "layer 1" ... "layer L". For any other model, the
-    qualified names of its ``nn.Linear`` modules in registration order.
+    Attributes:
+        name: "layer 1" ... "layer L" in a course :class:`DeepMLP`; otherwise the module's
+            qualified name, plus ``.weight_hh_l{k}`` for a recurrent weight.
+        module: the module that owns ``weight`` (an ``nn.Linear`` in a course MLP).
+        weight: the layer's weight matrix.
+        activation: the activation module that belongs to the layer (a course layer's ``act``:
+            a module with attributes ``linear`` and ``act``), or ``None``.
     """
+
+    name: str
+    module: nn.Module
+    weight: nn.Parameter
+    activation: nn.Module | None = None
+
+
+def layers(model: nn.Module) -> list[Layer]:
+    """The layers of ``model`` in registration order (forward order for a course model).
+
+    A *layer* is a module owning a parameter ``weight`` with two or more dimensions (``Linear``,
+    ``Conv``, ``Embedding``), or a recurrent weight ``weight_hh_l{k}`` of an RNN, LSTM or GRU
+    (each its own layer). A weight shared by several modules counts once.
+    """
+    course: dict[nn.Module, str] = {}
     if isinstance(model, DeepMLP):
-        return [f"layer {i}" for i in range(1, len(model) + 1)]
-    return [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+        linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+        course = {module: f"layer {i}" for i, module in enumerate(linears, start=1)}
+    activation_of = {
+        module.linear: module.act
+        for module in model.modules()
+        if isinstance(getattr(module, "linear", None), nn.Module)
+        and type(getattr(module, "act", None)) in ACTIVATION_MODULES
+    }
+    found, seen = [], set()
+    for qualname, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            recurrent = isinstance(module, nn.RNNBase) and pname.startswith("weight_hh")
+            if id(param) in seen or not (recurrent or (pname == "weight" and param.dim() >= 2)):
+                continue
+            seen.add(id(param))
+            if recurrent:
+                name = f"{qualname}.{pname}".lstrip(".")
+            else:
+                name = course.get(module) or qualname or type(module).__name__
+            found.append(Layer(name, module, param, activation_of.get(module)))
+    return found
 
 
-def linear_layers(model: nn.Module) -> list[nn.Linear]:
-    """The ``nn.Linear`` modules of ``model`` in the order :func:`layer_names` labels them."""
-    return [module for module in model.modules() if isinstance(module, nn.Linear)]
+def layer_names(model: nn.Module) -> list[str]:
+    """The names of :func:`layers` of ``model``: "layer 1" ... "layer L" for a :class:`DeepMLP`."""
+    return [layer.name for layer in layers(model)]
+
+
+def linear_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules of :func:`layers` of ``model``, in the order :func:`layer_names` names them
+    (the ``nn.Linear`` maps of a course MLP)."""
+    return [layer.module for layer in layers(model)]
 
 
 class SequenceModel(nn.Module):
@@ -200,13 +232,12 @@ def sequence_model(
     Inputs have shape ``(batch, time, input_size)``; the output ``(batch, output_size)`` is read
     from the hidden state after the last time step. PyTorch's default initialization is used.
     """
-    _check_positive_int(input_size, "input_size")
-    _check_positive_int(hidden_size, "hidden_size")
-    _check_positive_int(output_size, "output_size")
-    _check_positive_int(num_layers, "num_layers")
+    sizes = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size, "num_layers": num_layers}
+    for what, value in sizes.items():
+        check_int(value, what, minimum=1)
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {list(CELLS)}")
-    _check_seed(seed)
+    check_int(seed, "seed", minimum=0)
     core_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -1,40 +1,36 @@
 """Watch a model while it trains: per-layer gradient norms, update sizes, activations, histograms.
 
-    with GradientMonitor(model) as mon:
+    with GradientMonitor(model) as mon:            # or GradientMonitor(model, NORMS_ONLY)
         train(model, data, epochs=5)
     mon.grad_norms()          # numpy array (steps, layers), layers in forward order
-    print(diagnose(mon))      # "vanishing: ..." / "healthy: ..."
 
-A *layer* is a module owning a parameter ``weight`` with two or more dimensions (``Linear``,
-``Conv``, ``Embedding``) or a recurrent weight ``weight_hh_l{k}`` of an RNN, LSTM or GRU.
-A *step* is a call to ``step()`` of any ``torch.optim`` optimizer holding the model's parameters,
-caught with PyTorch's global optimizer hooks, so any training loop works unchanged (a custom
-optimizer whose ``step()`` calls ``super().step()`` counts twice).
+``vgcourse.diagnosis.diagnose(mon)`` turns the records into a verdict. The layers are those of
+``vgcourse.models.layers(model)``. A *step* is a call to ``step()`` of any ``torch.optim``
+optimizer holding the model's parameters, caught with PyTorch's global optimizer hooks, so any
+training loop works unchanged (a custom optimizer whose ``step()`` calls ``super()`` counts twice).
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
-from typing import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook as _register_post_hook
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
-from torch.utils.hooks import RemovableHandle
 
-from vgcourse.activations import SATURATION_MARGIN, saturated_mask
-from vgcourse.diagnosis import Diagnosis, diagnose
-from vgcourse.models import DeepMLP, layer_names, linear_layers
-from vgcourse.probes.layers import ACTIVATION_MODULES
+from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
+from vgcourse.models import layers
+from vgcourse.validation import check_choice, check_int, check_number
 
-__all__ = ["HISTOGRAM_KINDS", "Diagnosis", "GradientMonitor", "Histogram", "diagnose"]
+__all__ = ["DIAGNOSIS", "EVERYTHING", "HISTOGRAM_KINDS", "NORMS_ONLY", "GradientMonitor", "Histogram", "MonitorOptions"]
 
 HISTOGRAM_KINDS = ("grad", "activation")
-_FIXED_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # histogram ranges of bounded units
 _MEAN, _STD, _SATURATED, _DEAD = range(4)  # columns of a step's activation statistics
 
 
@@ -51,36 +47,64 @@ class Histogram:
     counts: np.ndarray
 
 
-def _find_layers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Parameter]]:
-    """``(name, module, weight)`` of every layer in registration order; a shared weight once."""
-    course = {}
-    if isinstance(model, DeepMLP):
-        course = dict(zip(linear_layers(model), layer_names(model)))
-    layers, seen = [], set()
-    for qualname, module in model.named_modules():
-        for pname, param in module.named_parameters(recurse=False):
-            recurrent = isinstance(module, nn.RNNBase) and pname.startswith("weight_hh")
-            if id(param) in seen or not (recurrent or (pname == "weight" and param.dim() >= 2)):
-                continue
-            seen.add(id(param))
-            name = course.get(module) or qualname or type(module).__name__
-            layers.append((f"{qualname}.{pname}".lstrip(".") if recurrent else name, module, param))
-    return layers
+@dataclass(frozen=True)
+class MonitorOptions:
+    """What a :class:`GradientMonitor` records; the presets below name the usual choices.
+
+    Attributes:
+        hist_every: record histograms at steps 0, ``hist_every``, ``2 * hist_every``, ...
+        bins: bins per histogram. Gradient bins span ``[-max|g|, max|g|]`` of that layer at
+            that step (symmetric, so zero sits at the centre); activation bins span the output
+            range of sigmoid and tanh (``vgcourse.activations.OUTPUT_RANGES``), and the
+            observed [min, max] otherwise.
+        saturation_margin: a sigmoid/tanh output within this distance of an asymptote counts
+            as saturated (see ``vgcourse.activations.saturated_mask``).
+        histograms: record gradient and activation histograms.
+        activations: record per-step activation statistics (else they read NaN).
+        update_ratios: record ``‖Δw‖ / ‖w‖`` per step (else NaN); off saves a copy of the
+            weights and three passes over them per step.
+    """
+
+    hist_every: int = 50
+    bins: int = 40
+    saturation_margin: float = SATURATION_MARGIN
+    histograms: bool = True
+    activations: bool = True
+    update_ratios: bool = True
+
+    def __post_init__(self) -> None:
+        check_int(self.hist_every, "hist_every", minimum=1)
+        check_int(self.bins, "bins", minimum=1)
+        check_number(self.saturation_margin, "saturation_margin", 0, 0.5)
+        for what in ("histograms", "activations", "update_ratios"):
+            if not isinstance(getattr(self, what), bool):
+                raise ValueError(f"{what} must be True or False, got {getattr(self, what)!r}")
+
+    def changed(self, **changes: Any) -> MonitorOptions:
+        """A copy with ``changes`` applied; unknown option names are an error."""
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unknown monitor option(s) {unknown}; choose from {list(self.__dataclass_fields__)}")
+        return replace(self, **changes)
 
 
-def _optimizer_hook(ref: weakref.ref, method: str) -> Callable[..., None]:
-    # A weak reference: torch's global hook list must not keep a forgotten monitor alive.
-    def hook(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+EVERYTHING = MonitorOptions()
+"""Every statistic, histograms every 50 steps: for plots of a single run."""
+DIAGNOSIS = MonitorOptions(histograms=False, update_ratios=False)
+"""Gradient norms and activation statistics: what ``diagnose`` reads, at a few percent overhead."""
+NORMS_ONLY = MonitorOptions(histograms=False, activations=False, update_ratios=False)
+"""Per-step gradient norms only: the cheapest, for the first/last ratio."""
+
+
+def _weak_hook(ref: weakref.ref, method: str, *bound: object) -> Callable[..., None]:
+    # A weak reference: neither torch's global optimizer hooks nor the model's module hooks may
+    # keep a forgotten monitor alive (its finalizer then removes them all).
+    def hook(*args: object) -> None:
         monitor = ref()
         if monitor is not None:
-            getattr(monitor, method)(optimizer)
+            getattr(monitor, method)(*bound, *args)
 
     return hook
-
-
-def _remove(handles: list[RemovableHandle]) -> None:
-    for handle in handles:
-        handle.remove()
 
 
 class GradientMonitor:
@@ -88,58 +112,33 @@ class GradientMonitor:
 
     Args:
         model: any ``torch.nn.Module`` with at least one layer (see the module docstring).
-        hist_every: record histograms at steps 0, ``hist_every``, ``2 * hist_every``, ...
-        bins: bins per histogram. Gradient bins span ``[-max|g|, max|g|]`` of that layer at
-            that step (symmetric, so zero sits at the centre); activation bins span [0, 1] for
-            sigmoid, [-1, 1] for tanh, and the observed [min, max] otherwise.
-        saturation_margin: a sigmoid/tanh output within this distance of an asymptote counts
-            as saturated (see ``vgcourse.activations.saturated_mask``).
-        histograms: record gradient and activation histograms; ``False`` skips them.
-        activations: record per-step activation statistics; ``False`` leaves those NaN.
-        update_ratios: record ``‖Δw‖ / ‖w‖`` per step; ``False`` leaves those NaN and saves
-            a copy of the weights and three passes over them per step.
+        options: what to record, a :class:`MonitorOptions` (default :data:`EVERYTHING`).
+        **changes: options to change from ``options``, e.g. ``hist_every=140``.
 
-    Activation modules (``vgcourse.probes.ACTIVATION_MODULES``) are credited to the layer that
-    ran just before them, so ``layerK.act`` belongs to "layer K"; a layer's statistics come from
-    the first activation after it and from the last forward pass under autograd before each step
-    (forward passes under ``torch.no_grad()``, such as evaluation, are ignored). Everything stays
-    on the model's device until queried. Use as a context manager or call :meth:`close`.
-    The arguments are kept as attributes of the same names (``model``, ``hist_every``, ...).
+    Activation modules (``vgcourse.activations.ACTIVATION_MODULES``) are credited to the layer
+    that ran just before them, so ``layerK.act`` belongs to "layer K"; a layer's statistics come
+    from the first activation after it and from the last forward pass under autograd before each
+    step (forward passes under ``torch.no_grad()``, such as evaluation, are ignored). Everything
+    stays on the model's device until queried. Use as a context manager or call :meth:`close`;
+    a monitor nobody closed stops recording once it is garbage, and its hooks go with it. The
+    options are kept as attributes of the same names (``hist_every``, ...), with ``model``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        hist_every: int = 50,
-        bins: int = 40,
-        saturation_margin: float = SATURATION_MARGIN,
-        histograms: bool = True,
-        activations: bool = True,
-        update_ratios: bool = True,
-    ) -> None:
+    def __init__(self, model: nn.Module, options: MonitorOptions = EVERYTHING, **changes: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        for value, what in ((hist_every, "hist_every"), (bins, "bins")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{what} must be a positive integer, got {value!r}")
-        margin = saturation_margin
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
-            raise ValueError(f"saturation_margin must be a number in (0, 0.5), got {margin!r}")
-        flags = dict(histograms=histograms, activations=activations, update_ratios=update_ratios)
-        for what, flag in flags.items():
-            if not isinstance(flag, bool):
-                raise ValueError(f"{what} must be True or False, got {flag!r}")
-        self._layers = _find_layers(model)
+        if not isinstance(options, MonitorOptions):
+            raise TypeError(f"options must be a vgcourse.monitor.MonitorOptions, got {type(options).__name__}")
+        self.options = options = options.changed(**changes)
+        self._layers = [(layer.name, layer.module, layer.weight) for layer in layers(model)]
         if not self._layers:
-            raise ValueError(
-                f"{type(model).__name__} has no layer to monitor: no parameter 'weight' with "
-                "two or more dimensions and no recurrent 'weight_hh' parameter"
-            )
-        self.model, self.hist_every, self.bins = model, hist_every, bins
-        self.saturation_margin = float(margin)
+            raise ValueError(f"{type(model).__name__} has no layer to monitor: no parameter 'weight' with "
+                             "two or more dimensions and no recurrent 'weight_hh' parameter")
+        self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
+        self.saturation_margin = float(options.saturation_margin)
         self._weights = [weight for _, _, weight in self._layers]
-        self._record_histograms, self._record_activations = histograms, activations
-        self._record_ratios = update_ratios
+        self._record_histograms, self._record_activations = options.histograms, options.activations
+        self._record_ratios = options.update_ratios
         self._model_params = {id(p) for p in model.parameters()}
         self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._steps, self._in_step, self._first_run = 0, False, []  # layers by first forward
@@ -152,49 +151,40 @@ class GradientMonitor:
         self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by shape
 
         ref = weakref.ref(self)
-        global_handles = [
-            _register_pre_hook(_optimizer_hook(ref, "_before_step")),
-            _register_post_hook(_optimizer_hook(ref, "_after_step")),
-        ]
-        # Removes the global hooks on close(), or when a monitor nobody closed is collected.
-        self._remove_global_hooks = weakref.finalize(self, _remove, global_handles)
-        self._handles: list[RemovableHandle] = []
-        watch_activations = activations or histograms
+        hooks = ExitStack()  # every handle; closed by close(), or when a forgotten monitor is collected
+        self._finalizer = weakref.finalize(self, hooks.close)
+        hooks.enter_context(_register_pre_hook(_weak_hook(ref, "_before_step")))
+        hooks.enter_context(_register_post_hook(_weak_hook(ref, "_after_step")))
+        watch_activations = options.activations or options.histograms
         if watch_activations:  # registered first, so it runs before a root layer's own hook
-            self._handles.append(model.register_forward_pre_hook(self._start_forward))
+            hooks.enter_context(model.register_forward_pre_hook(_weak_hook(ref, "_start_forward")))
         indices_of: dict[nn.Module, list[int]] = {}
         for index, (_, module, _) in enumerate(self._layers):
             indices_of.setdefault(module, []).append(index)
         for module, indices in indices_of.items():
-            self._handles.append(module.register_forward_pre_hook(self._layer_hook(indices)))
+            hooks.enter_context(module.register_forward_pre_hook(_weak_hook(ref, "_layer_ran", indices)))
         for module in model.modules() if watch_activations else ():
             if type(module) in ACTIVATION_MODULES:
-                hook = self._activation_hook(ACTIVATION_MODULES[type(module)])
-                self._handles.append(module.register_forward_hook(hook))
+                hook = _weak_hook(ref, "_activation_ran", ACTIVATION_MODULES[type(module)])
+                hooks.enter_context(module.register_forward_hook(hook))
 
     def _start_forward(self, module: nn.Module, inputs: object) -> None:
         self._current, self._credited = None, True
 
-    def _layer_hook(self, indices: list[int]) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: object) -> None:
-            if len(self._first_run) < len(self._layers):
-                self._first_run.extend(i for i in indices if i not in self._first_run)
-            self._current, self._credited = indices[-1], False
+    def _layer_ran(self, indices: list[int], module: nn.Module, inputs: object) -> None:
+        if len(self._first_run) < len(self._layers):
+            self._first_run.extend(i for i in indices if i not in self._first_run)
+        self._current, self._credited = indices[-1], False
 
-        return hook
-
-    def _activation_hook(self, kind: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: object, output: object) -> None:
-            if self._credited or not torch.is_grad_enabled() or not isinstance(output, Tensor):
-                return
-            self._credited = True
-            out = output.detach()
-            if self._record_activations:
-                self._pending_stats[self._current] = self._activation_stats(kind, out)
-            if self._record_histograms and self._steps % self.hist_every == 0:
-                self._pending_outputs[self._current] = (kind, out)
-
-        return hook
+    def _activation_ran(self, kind: str, module: nn.Module, inputs: object, output: object) -> None:
+        if self._credited or not torch.is_grad_enabled() or not isinstance(output, Tensor):
+            return
+        self._credited = True
+        out = output.detach()
+        if self._record_activations:
+            self._pending_stats[self._current] = self._activation_stats(kind, out)
+        if self._record_histograms and self._steps % self.hist_every == 0:
+            self._pending_outputs[self._current] = (kind, out)
 
     def _activation_stats(self, kind: str, out: Tensor) -> Tensor:
         # Runs for every layer at every step, so: few passes over the output. The deviations
@@ -212,7 +202,7 @@ class GradientMonitor:
         flat = torch.sub(units, mean, out=deviation).view(-1)
         std = torch.dot(flat, flat).div_(max(units.numel() - 1, 1)).sqrt_()
         saturated = dead = nan
-        if kind in _FIXED_RANGES:
+        if kind in OUTPUT_RANGES:
             saturated = saturated_mask(kind, out, self.saturation_margin).mean(dtype=mean.dtype)
         if kind == "relu":  # outputs are >= 0: a unit sums to 0 only if it is 0 on every example
             dead = 1 - torch.count_nonzero(unit_sums).to(mean.dtype) / units.shape[1]
@@ -227,7 +217,7 @@ class GradientMonitor:
         return cached[1]
 
     @torch.no_grad()
-    def _before_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def _before_step(self, optimizer: torch.optim.Optimizer, *args: object) -> None:
         self._in_step = self._updates_model(optimizer)
         if not self._in_step:
             return
@@ -253,7 +243,7 @@ class GradientMonitor:
         self._steps += 1
 
     @torch.no_grad()
-    def _after_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def _after_step(self, optimizer: torch.optim.Optimizer, *args: object) -> None:
         if not self._in_step or not self._record_ratios:
             return
         self._in_step = False
@@ -273,7 +263,7 @@ class GradientMonitor:
             observed = [torch.stack(torch.aminmax(out.float())) for _, out in outputs.values()]
             observed = torch.stack(observed).tolist()  # one host sync
             for (index, (kind, out)), limits in zip(outputs.items(), observed):
-                self._histogram("activation", index, out, *_FIXED_RANGES.get(kind, limits))
+                self._histogram("activation", index, out, *OUTPUT_RANGES.get(kind, limits))
 
     def _histogram(self, kind: str, index: int, values: Tensor, low: float, high: float) -> None:
         if not (math.isfinite(low) and math.isfinite(high)):
@@ -298,8 +288,7 @@ class GradientMonitor:
 
     @property
     def layer_names(self) -> list[str]:
-        """Layer names in forward order: "layer 1", ... for a course ``DeepMLP``, else
-        qualified module names (plus ``.weight_hh_l{k}`` for recurrent weights)."""
+        """The names of ``vgcourse.models.layers(model)``, in forward order."""
         return [self._layers[i][0] for i in self._order()]
 
     @property
@@ -336,10 +325,7 @@ class GradientMonitor:
 
     def histograms(self, kind: str = "grad") -> list[Histogram]:
         """Recorded histograms of ``kind`` ("grad" or "activation"), by step then forward order."""
-        if kind not in HISTOGRAM_KINDS:
-            raise ValueError(
-                f"unknown histogram kind {kind!r}; choose one of {list(HISTOGRAM_KINDS)}"
-            )
+        check_choice(kind, "kind", HISTOGRAM_KINDS)
         rank = {index: position for position, index in enumerate(self._order())}
         records = sorted(self._hists[kind], key=lambda record: (record[0], rank[record[1]]))
         return [
@@ -358,9 +344,7 @@ class GradientMonitor:
 
     def close(self) -> None:
         """Remove every hook this monitor registered; the recorded data stay queryable."""
-        _remove(self._handles)
-        self._handles.clear()
-        self._remove_global_hooks()
+        self._finalizer()  # closes the ExitStack of hooks, once
         self._snapshot, self._scratch, self._pending_stats, self._pending_outputs = [], {}, {}, {}
 
     def __enter__(self) -> GradientMonitor:

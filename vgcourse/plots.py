@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vgcourse.activations import SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
+from vgcourse.activations import OUTPUT_RANGES, SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
 from vgcourse.monitor import GradientMonitor
 from vgcourse.training import History
 
@@ -106,9 +106,9 @@ def activation_histogram_figure(
 ) -> Figure:
     """Histograms of activation values, one panel per entry, with the saturated bands shaded."""
     _check_series(outputs, "outputs")
-    low, high = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(activation, (None, None))
-    if low is None:
+    if activation not in OUTPUT_RANGES:
         raise ValueError(f"activation must be 'sigmoid' or 'tanh' (the ones that saturate), got {activation!r}")
+    low, high = OUTPUT_RANGES[activation]
     fig, axes = plt.subplots(1, len(outputs), figsize=(4 * len(outputs), 3.2), squeeze=False)
     for ax, (label, values) in zip(axes[0], outputs.items()):
         ax.hist(values.detach().flatten().cpu().numpy(), bins=bins, range=(low, high), color="tab:blue")

@@ -28,9 +28,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vgcourse.data import Split, digits
+from vgcourse.diagnosis import first_last_ratio
 from vgcourse.experiments import Setup, build_model
 from vgcourse.models import DeepMLP, layer_names, linear_layers
 from vgcourse.training import History, check_budget, default_device, epoch_bar, subnormals_flushed
+from vgcourse.validation import is_int, is_real
 
 SEEDS = (0, 1, 2)
 """The seeds a training claim is checked over unless a notebook says otherwise."""
@@ -44,7 +46,7 @@ def check_seeds(seeds: object) -> tuple[int, ...]:
     if not values:
         raise ValueError("seeds must name at least one seed, got an empty sequence")
     for seed in values:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ValueError(f"every seed must be a non-negative integer, got {seed!r} in {values!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"seeds must be distinct, got {values!r}")
@@ -148,9 +150,9 @@ class SeedRun:
         return self.norms
 
     def first_last_ratio(self, last: int | None = None) -> float:
-        """Median over steps (the last ``last`` steps, default all) of ‖∇W₁‖ / ‖∇W_L‖."""
-        norms = self.norms if last is None else self.norms[-last:]
-        return float(np.median(norms[:, 0] / norms[:, -1])) if len(norms) else math.nan
+        """:func:`vgcourse.diagnosis.first_last_ratio` of this seed: the median over steps (the
+        last ``last``, default all) of ‖∇W₁‖ / ‖∇W_L‖."""
+        return first_last_ratio(self.norms, last)
 
 
 @dataclass
@@ -201,9 +203,7 @@ def _check_setup(setup: object, data_for: object, clip_norm: object) -> None:
         raise TypeError(f"setup must be a vgcourse.experiments.Setup, got {type(setup).__name__}")
     if not callable(data_for):
         raise TypeError(f"data_for must be a function seed -> vgcourse.data.Split, got {type(data_for).__name__}")
-    if clip_norm is not None and (
-        isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not (clip_norm > 0 and math.isfinite(clip_norm))
-    ):
+    if clip_norm is not None and not (is_real(clip_norm) and 0 < clip_norm < math.inf):
         raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
     check_budget(setup.epochs, setup.lr, setup.batch_size, setup.optimizer)
 

@@ -27,6 +27,7 @@ from vgcourse.data import Split
 from vgcourse.models import CELLS, SequenceModel, sequence_model
 from vgcourse.seeds import SEEDS, check_seeds
 from vgcourse.training import History, check_budget, default_device, epoch_bar, subnormals_flushed
+from vgcourse.validation import check_int
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 """Gate blocks stacked in each PyTorch recurrent weight matrix (``weight_ih_l0`` has gates × H rows)."""
@@ -162,8 +163,7 @@ def _check(cell: object, data: object, hidden_size: object) -> None:
             "data must be a regression sequence task: x of shape (n, time, features), float y of shape (n, outputs); "
             f"got x {tuple(data.x_train.shape)}, y {tuple(data.y_train.shape)} {data.y_train.dtype}"
         )
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
-        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+    check_int(hidden_size, "hidden_size", minimum=1)
 
 
 def _tile(x: Tensor, seeds: int) -> Tensor:

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from vgcourse.data import Split
+from vgcourse.validation import check_int, check_number
 
 OPTIMIZERS = ("sgd", "adam")
 ON_DIVERGENCE = ("raise", "stop")
@@ -116,12 +117,9 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> 
 
 def check_budget(epochs: object, lr: object, batch_size: object, optimizer: object, on_divergence: object = "raise") -> None:
     """Raise ``ValueError`` naming the first bad training-budget argument of :func:`train`."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    check_int(epochs, "epochs", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
+    check_number(lr, "lr", 0)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
     if on_divergence not in ON_DIVERGENCE:
@@ -179,8 +177,7 @@ def train(
     """
     _check_args(model, data)
     check_budget(epochs, lr, batch_size, optimizer, on_divergence)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     opt: torch.optim.Optimizer

@@ -7,23 +7,16 @@ the same quantities over training, use the gradient monitor.
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vgcourse.models import layer_names, linear_layers
+from vgcourse.activations import ACTIVATION_MODULES
+from vgcourse.models import layers
 from vgcourse.training import task_loss
-
-ACTIVATION_MODULES: dict[type[nn.Module], str] = {
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-    nn.ReLU: "relu",
-    nn.LeakyReLU: "leaky_relu",
-    nn.GELU: "gelu",
-}
-"""The module classes that count as activations, and the course's name for each."""
 
 
 def check_batch(model: object, x: object, y: object = None) -> None:
@@ -42,7 +35,7 @@ def check_batch(model: object, x: object, y: object = None) -> None:
 
 
 def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
-    """L2 norm of ``∂loss/∂W`` for each weight layer, in the order of ``layer_names(model)``.
+    """L2 norm of ``∂loss/∂W`` for each layer of ``vgcourse.models.layers(model)``, in that order.
 
     Runs one forward and backward pass on the batch ``(x, y)`` with the course's task loss
     (cross-entropy for integer targets, MSE otherwise). The model's ``.grad`` fields are left
@@ -50,11 +43,10 @@ def layer_gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
     entries below about 1e-23, so here a norm is 0 only if every entry is.
     """
     check_batch(model, x, y)
-    layers = linear_layers(model)
-    if not layers:
-        raise ValueError("model has no nn.Linear layers to measure")
+    weights = [layer.weight for layer in layers(model)]
+    if not weights:
+        raise ValueError("model has no layers to measure (no weight matrix)")
     device = next(model.parameters()).device
-    weights = [layer.weight for layer in layers]
     loss = task_loss(model(x.to(device)), y.to(device))
     grads = torch.autograd.grad(loss, weights)
     return [float(g) for g in torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads]).cpu()]
@@ -70,10 +62,9 @@ def activation_outputs(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tens
     """
     check_batch(model, x)
     labels = {module: name for name, module in model.named_modules()}
-    readable = dict(zip(linear_layers(model), layer_names(model)))
-    for module in model.modules():  # a course layer's activation takes its layer's label
-        if getattr(module, "linear", None) in readable and hasattr(module, "act"):
-            labels[module.act] = readable[module.linear]
+    for layer in layers(model):  # a course layer's activation takes its layer's label
+        if layer.activation is not None:
+            labels[layer.activation] = layer.name
     records: list[tuple[str, str, Tensor]] = []
 
     def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
@@ -85,13 +76,12 @@ def activation_outputs(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tens
         if type(module) in ACTIVATION_MODULES
     ]
     was_training = model.training
-    try:
+    with ExitStack() as stack:
+        for handle in handles:
+            stack.enter_context(handle)  # a RemovableHandle removes its hook on exit
+        stack.callback(model.train, was_training)
         model.eval()
         model(x.to(next(model.parameters()).device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
     return records
 
 

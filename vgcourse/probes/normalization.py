@@ -9,14 +9,15 @@ restored afterwards.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from vgcourse.models import layer_names, linear_layers
-from vgcourse.probes.layers import ACTIVATION_MODULES, check_batch
+from vgcourse.activations import ACTIVATION_MODULES
+from vgcourse.models import layers as model_layers
+from vgcourse.probes.layers import check_batch
 
 MODES = ("train", "eval")
 WHERE = ("activation", "linear")
@@ -74,10 +75,9 @@ def preactivations(
     _check(model, x, mode)
     if where not in WHERE:
         raise ValueError(f"unknown where {where!r}; choose one of {list(WHERE)}")
-    readable = dict(zip(linear_layers(model), layer_names(model)))
     layers = [
-        m for m in model.modules()
-        if isinstance(getattr(m, "linear", None), nn.Linear) and type(getattr(m, "act", None)) in ACTIVATION_MODULES
+        layer for layer in model_layers(model)
+        if layer.activation is not None and isinstance(layer.module, nn.Linear)
     ]
     if not layers:
         raise ValueError(
@@ -86,23 +86,21 @@ def preactivations(
         )
     records: list[tuple[str, str, Tensor]] = []
 
-    def hook_for(layer: nn.Module):
-        label, kind = readable[layer.linear], ACTIVATION_MODULES[type(layer.act)]
+    def hook_for(layer):
+        label, kind = layer.name, ACTIVATION_MODULES[type(layer.activation)]
         if where == "linear":
-            return layer.linear.register_forward_hook(
+            return layer.module.register_forward_hook(
                 lambda module, inputs, output: records.append((label, kind, output.detach().cpu()))
             )
-        return layer.act.register_forward_hook(
+        return layer.activation.register_forward_hook(
             lambda module, inputs, output: records.append((label, kind, inputs[0].detach().cpu()))
         )
 
-    handles = [hook_for(layer) for layer in layers]
-    try:
+    with ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(hook_for(layer))  # a RemovableHandle removes its hook on exit
         with _untouched(model, mode):
             model(x.to(next(model.parameters()).device))
-    finally:
-        for handle in handles:
-            handle.remove()
     return records
 
 

@@ -16,16 +16,18 @@ notebook can put theory and measurement side by side (Glorot & Bengio 2010; He e
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vgcourse.activations import LEAKY_SLOPE
-from vgcourse.models import INITS, linear_layers
-from vgcourse.probes.layers import ACTIVATION_MODULES
+from vgcourse.activations import ACTIVATION_MODULES, LEAKY_SLOPE
+from vgcourse.models import INITS
+from vgcourse.models import layers as model_layers
 from vgcourse.training import task_loss
+from vgcourse.validation import check_int
 
 DIRECTIONS = ("forward", "backward")
 
@@ -34,12 +36,6 @@ DIRECTIONS = ("forward", "backward")
 _FORWARD_FACTOR = {"tanh": 1.0, "relu": 0.5, "leaky_relu": (1 + LEAKY_SLOPE**2) / 2}
 # E[f'(z)²] for the same z: sigmoid'(0) = 1/4, tanh'(0) = 1, ReLU' is 1 on half the inputs.
 _BACKWARD_FACTOR = {"sigmoid": 1 / 16, "tanh": 1.0, "relu": 0.5, "leaky_relu": (1 + LEAKY_SLOPE**2) / 2}
-
-
-def _check_fan(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
 
 
 def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
@@ -54,8 +50,8 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
     Returns:
         ``1 / (3 fan_in)``, ``2 / (fan_in + fan_out)`` or ``2 / fan_in`` respectively.
     """
-    _check_fan(fan_in, "fan_in")
-    _check_fan(fan_out, "fan_out")
+    check_int(fan_in, "fan_in", minimum=1)
+    check_int(fan_out, "fan_out", minimum=1)
     if init == "default":
         return 1 / (3 * fan_in)
     if init == "xavier":
@@ -133,7 +129,7 @@ def layer_variances(model: nn.Module, x: Tensor, y: Tensor) -> LayerVariances:
         raise TypeError(f"x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
     if len(x) < 2 or len(x) != len(y):
         raise ValueError(f"need a batch of at least 2 examples with one target each, got {len(x)} and {len(y)}")
-    layers = linear_layers(model)
+    layers = [layer.module for layer in model_layers(model) if isinstance(layer.module, nn.Linear)]
     if not layers:
         raise ValueError("model has no nn.Linear layers to measure")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
@@ -153,16 +149,16 @@ def layer_variances(model: nn.Module, x: Tensor, y: Tensor) -> LayerVariances:
         if index is not None and post[index] is None:
             post[index] = output.detach()
 
-    handles = [layer.register_forward_hook(on_linear) for layer in layers]
-    handles += [m.register_forward_hook(on_activation) for m in model.modules() if type(m) in ACTIVATION_MODULES]
-    try:
+    with ExitStack() as stack:  # a RemovableHandle removes its hook on exit
+        for layer in layers:
+            stack.enter_context(layer.register_forward_hook(on_linear))
+        for m in model.modules():
+            if type(m) in ACTIVATION_MODULES:
+                stack.enter_context(m.register_forward_hook(on_activation))
         device = next(model.parameters()).device
         with torch.enable_grad():
             loss = task_loss(model(x.to(device)), y.to(device))
             grads = torch.autograd.grad(loss, [z for z in pre if z is not None])
-    finally:
-        for handle in handles:
-            handle.remove()
     if any(z is None for z in pre):
         raise ValueError("some nn.Linear layers of the model did not run in the forward pass")
 

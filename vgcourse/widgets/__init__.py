@@ -21,6 +21,7 @@ from vgcourse.widgets.fixes import (
     show_runs,
 )
 from vgcourse.widgets.gradient_flow import (
+    FlowSetting,
     gradient_flow_explorer,
     gradient_flow_norms,
     gradient_flow_readout,
@@ -31,6 +32,7 @@ from vgcourse.widgets.gradient_flow import (
 
 __all__ = [
     "Explorer",
+    "FlowSetting",
     "derivative_explorer",
     "derivative_figure",
     "derivative_readout",

@@ -7,7 +7,6 @@ size of the weight in front of it. Backpropagation multiplies by the *derivative
 
 from __future__ import annotations
 
-import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -16,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vgcourse.activations import activate, derivative, derivative_bound, saturated_mask
+from vgcourse.validation import check_number
 from vgcourse.widgets.explorer import Explorer
 
 NAMES = ("sigmoid", "tanh")
@@ -28,9 +28,7 @@ SCALE_RANGE = (0.25, 4.0)
 
 
 def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
+    return check_number(value, what)
 
 
 def _check(x: object, scale: object, x_max: object = None) -> tuple[float, float]:

@@ -16,16 +16,18 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
+from vgcourse.diagnosis import first_last_ratio
 from vgcourse.experiments import Run
 from vgcourse.seeds import SeedRun
 from vgcourse.plots import LOSS_AXIS, layer_values_figure, learning_curves_figure, legend_below, set_loss_axis
+from vgcourse.validation import check_int
 from vgcourse.widgets.explorer import Explorer
 
 
 def as_seed_run(result: Run | SeedRun) -> SeedRun:
     """``result`` as a :class:`~vgcourse.seeds.SeedRun`: itself, or for a monitored
     ``experiments.Run`` a ``SeedRun`` with the same setup, model, history and the monitor's
-    gradient norms, so :meth:`SeedRun.first_last_ratio` and ``grad_norms()`` mean the same for both."""
+    gradient norms, so ``grad_norms()`` and every number read from it mean the same for both."""
     if isinstance(result, SeedRun):
         return result
     if isinstance(result, Run):
@@ -60,9 +62,7 @@ def _chosen(runs: Mapping[str, Run | SeedRun], selected: Sequence[str] | None) -
 
 
 def _check_last(last: object) -> int:
-    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
-        raise ValueError(f"last must be a positive integer number of steps, got {last!r}")
-    return last
+    return check_int(last, "last", minimum=1)
 
 
 def final_layer_norms(result: Run | SeedRun, last: int = 100) -> np.ndarray:
@@ -74,8 +74,8 @@ def final_layer_norms(result: Run | SeedRun, last: int = 100) -> np.ndarray:
 
 def final_layer_ratio(result: Run | SeedRun, last: int = 100) -> float:
     """The median over the last ``last`` steps of layer 1's gradient norm over the last layer's:
-    :meth:`vgcourse.seeds.SeedRun.first_last_ratio` (``last=last``), for either kind of run."""
-    return as_seed_run(result).first_last_ratio(_check_last(last))
+    :func:`vgcourse.diagnosis.first_last_ratio` (``last=last``), for either kind of run."""
+    return first_last_ratio(as_seed_run(result).grad_norms(), _check_last(last))
 
 
 def fix_comparison_figures(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import ipywidgets as widgets
 import numpy as np
@@ -21,6 +22,7 @@ from vgcourse.data import digits
 from vgcourse.models import INITS, deep_mlp
 from vgcourse.plots import layer_values_figure
 from vgcourse.probes.layers import fitted_decay_factor, layer_gradient_norms
+from vgcourse.validation import check_int, is_int
 from vgcourse.widgets.explorer import Explorer
 
 WIDTH = 64
@@ -36,27 +38,43 @@ def _batch() -> tuple[Tensor, Tensor]:
     return data.x_train[:BATCH], data.y_train[:BATCH]
 
 
-def _check(
-    depth: object, activation: object, init: object, batch_norm: object, residual: object, seed: object
-) -> None:
-    # Checked here, before the cache: the cache needs hashable arguments to look them up.
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2 (a first and a last layer to compare), got {depth!r}")
-    get_activation(activation)
-    if not isinstance(init, str) or init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
-    for flag, what in ((batch_norm, "batch_norm"), (residual, "residual")):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{what} must be True or False, got {flag!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+@dataclass(frozen=True)
+class FlowSetting:
+    """One setting of the explorer: a fresh width-64 ``deep_mlp`` with these knobs.
+
+    Checked on construction, so every ``FlowSetting`` is valid, and frozen, so it is hashable
+    and keys the cache of measured norms directly.
+    """
+
+    depth: int = 20
+    activation: str = "sigmoid"
+    init: str = "default"
+    batch_norm: bool = False
+    residual: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not is_int(self.depth) or self.depth < 2:
+            raise ValueError(f"depth must be an integer >= 2 (a first and a last layer to compare), got {self.depth!r}")
+        get_activation(self.activation)
+        if not isinstance(self.init, str) or self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose one of {list(INITS)}")
+        for what in ("batch_norm", "residual"):
+            if not isinstance(getattr(self, what), bool):
+                raise ValueError(f"{what} must be True or False, got {getattr(self, what)!r}")
+        check_int(self.seed, "seed", minimum=0)
+
+    @property
+    def label(self) -> str:
+        """A short description, e.g. ``"relu, he init, residual"`` (depth and seed left out)."""
+        return setting_label(self.activation, self.init, self.batch_norm, self.residual)
 
 
 @functools.lru_cache(maxsize=256)
-def _norms(depth: int, activation: str, init: str, batch_norm: bool, residual: bool, seed: int) -> tuple[float, ...]:
+def _norms(setting: FlowSetting) -> tuple[float, ...]:
     x, y = _batch()
-    model = deep_mlp(x.shape[1], CLASSES, depth=depth, width=WIDTH, activation=activation, init=init,
-                     batch_norm=batch_norm, residual=residual, seed=seed)
+    model = deep_mlp(x.shape[1], CLASSES, depth=setting.depth, width=WIDTH, activation=setting.activation,
+                     init=setting.init, batch_norm=setting.batch_norm, residual=setting.residual, seed=setting.seed)
     return tuple(layer_gradient_norms(model, x, y))
 
 
@@ -81,8 +99,7 @@ def gradient_flow_norms(
         one norm per layer, layer 1 (next to the input) first. Results are cached, so going
         back to a setting is instant.
     """
-    _check(depth, activation, init, batch_norm, residual, seed)
-    return list(_norms(depth, activation, init, batch_norm, residual, seed))
+    return list(_norms(FlowSetting(depth, activation, init, batch_norm, residual, seed)))
 
 
 def setting_label(activation: str, init: str, batch_norm: bool, residual: bool) -> str:
@@ -104,9 +121,8 @@ def gradient_norms_figure(
     seed: int = 0,
 ) -> Figure:
     """:func:`gradient_flow_norms` against the layer number, on a log scale."""
-    norms = gradient_flow_norms(depth, activation, init, batch_norm, residual, seed)
-    label = setting_label(activation, init, batch_norm, residual)
-    return layer_values_figure({label: norms}, title=_title(depth))
+    setting = FlowSetting(depth, activation, init, batch_norm, residual, seed)
+    return layer_values_figure({setting.label: list(_norms(setting))}, title=_title(depth))
 
 
 def show_gradient_norms(
@@ -126,11 +142,12 @@ def show_gradient_norms(
         raise TypeError(f"figure must be a matplotlib Figure, got {type(figure).__name__}")
     if len(figure.axes) != 1 or len(figure.axes[0].lines) != 1:
         raise ValueError("figure must be one made by gradient_norms_figure (one axes, one line)")
-    norms = gradient_flow_norms(depth, activation, init, batch_norm, residual, seed)
+    setting = FlowSetting(depth, activation, init, batch_norm, residual, seed)
+    norms = list(_norms(setting))
     (ax,) = figure.axes
     (line,) = ax.lines
     line.set_data(np.arange(1, depth + 1), np.asarray(norms))
-    line.set_label(setting_label(activation, init, batch_norm, residual))
+    line.set_label(setting.label)
     ax.set_title(_title(depth))
     ax.relim()
     ax.autoscale_view()
@@ -178,7 +195,7 @@ def gradient_flow_explorer(
     """Controls ``"depth"``, ``"activation"``, ``"init"``, ``"batch_norm"`` and ``"residual"``,
     the first/last ratio, and :func:`gradient_norms_figure`. CSS class
     ``vgcourse-gradient-flow-explorer``."""
-    _check(depth, activation, init, batch_norm, residual, 0)
+    FlowSetting(depth, activation, init, batch_norm, residual)  # checks the arguments
     if not DEPTH_RANGE[0] <= depth <= DEPTH_RANGE[1]:
         raise ValueError(f"depth must lie in {list(DEPTH_RANGE)} for the explorer, got {depth!r}")
     controls = {
