@@ -8,11 +8,9 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from vgcourse.grading.batch import check_submission_paths, grade_submissions, student_names
+from vgcourse.grading.batch import find_submissions, grade_submissions
 from vgcourse.grading.grade import STATUSES, SubmissionGrade
-from vgcourse.grading.report import (
-    feedback_paths, read_scores, report_paths, summary_line, write_feedback, write_scores,
-)
+from vgcourse.grading.report import FeedbackFolder, ScoresFile, check_outputs, report_paths, summary_line
 from vgcourse.grading.statistics import (
     open_report, question_statistics, statistics_figure, write_gradebook, write_question_statistics,
 )
@@ -110,35 +108,31 @@ def run_command(args: argparse.Namespace) -> int:
     """Grade ``args.submissions``, write the CSV, feedback and reports, print a summary; the exit status."""
     feedback = args.feedback or args.out.with_name(args.out.stem + "-feedback")
     try:
-        paths = check_submission_paths(args.submissions)
-        if args.out.is_dir():
-            raise ValueError(f"--out {args.out} is a folder; give the CSV's file name")
-        if feedback.exists() and not feedback.is_dir():
-            raise ValueError(f"--feedback {feedback} is a file, not a folder")
-        if args.overwrite and args.out.exists():
-            read_scores(args.out)  # a file that is not our CSV is refused before anything is graded
-        existing = [path for path in (args.out, *report_paths(args.out).values()) if path.exists()]
-        existing += [path for path in feedback_paths(student_names(paths), feedback) if path.exists()]
-        if existing and not args.overwrite:
-            shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
-            raise ValueError(f"{shown} already exist{'s' if len(existing) == 1 else ''}; "
-                             "nothing was graded. Choose another --out/--feedback or pass --overwrite")
-    except ValueError as error:
+        submissions = find_submissions(args.submissions)
+        students = [submission.student for submission in submissions]
+        check_outputs(args.out, feedback, students, overwrite=args.overwrite)  # before anything is graded
+        scores = ScoresFile(args.out, overwrite=args.overwrite)
+        letters = FeedbackFolder(feedback, students, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as error:
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
+
+    def write(grade: SubmissionGrade) -> None:  # each row and feedback file as soon as it is graded
+        scores.add(grade)
+        letters.add(grade)
+
     try:
-        grades = grade_submissions(paths, assignment=args.assignment, cell_timeout=args.cell_timeout,
-                                   timeout=args.timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs)
+        grades = grade_submissions([s.path for s in submissions], assignment=args.assignment,
+                                   cell_timeout=args.cell_timeout, timeout=args.timeout,
+                                   memory_limit_mb=args.memory_limit, jobs=args.jobs, on_graded=write)
     except KeyboardInterrupt:
-        print("vgcourse grade: interrupted; nothing was written", file=sys.stderr)
+        print(f"vgcourse grade: interrupted; the submissions graded so far are in {args.out}", file=sys.stderr)
         return 130
     try:
-        write_scores(grades, args.out, overwrite=args.overwrite)
-        write_feedback(grades, feedback, overwrite=args.overwrite)
         print(summary_line(grades, args.out))
         print("Per question, over the submissions graded now:")
         reports = _write_reports(grades, args.out, args.overwrite)
-    except (FileExistsError, ValueError) as error:  # created or replaced by someone else while grading
+    except (FileExistsError, ValueError, OSError) as error:  # created or replaced by someone else while grading
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
     print(f"Feedback for each student: {feedback}{'/' if not str(feedback).endswith('/') else ''}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,54 @@ STATUSES: dict[str, str] = {
                     "learner's fault; fix the cause and grade again",
 }
 """Every submission status, from least to most serious, with what it means."""
+
+
+MAX_REASON = 500
+"""Characters of a problem's description kept: it may quote the learner's text."""
+
+# Terminal escape sequences: CSI (colours, cursor moves), OSC (window titles, links) and 2-byte ones.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Characters that reorder the text around them when displayed (a name could seem to be another)."""
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first control or bidirectional-formatting character in ``text``, or None."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS), None)
+
+
+def clean_text(text: object, limit: int, *, lines: bool = True) -> str:
+    """``text`` safe to show: terminal escapes, control and bidi characters removed (``\\r`` too),
+    each continuation line indented, at most ``limit`` characters; one line unless ``lines``.
+
+    Indenting every line after the first means learner text can never start a line of its own
+    (a forged ``Score: 6 / 6 points``); values of the grader's environment are replaced by
+    ``$NAME`` (:func:`redact_environment`).
+    """
+    text = _ESCAPE.sub("", str(text)[: 4 * limit])
+    text = "".join(c if c in "\n\t" or unsafe_character(c) is None else ("\n" if c in "\u2028\u2029" else "")
+                   for c in text)
+    text = redact_environment(text)
+    if lines:
+        first, *rest = text.replace("\t", "    ").split("\n")
+        text = "\n".join([first.rstrip()] + [line.rstrip() if line[:1] == " " else "  " + line.rstrip()
+                                              for line in rest if line.strip()])
+    else:
+        text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact_environment(text: str, environ: dict[str, str] | None = None) -> str:
+    """``text`` with every value of the grader's environment variables that is 8 characters or
+    longer (tokens, keys, private paths) replaced by ``$NAME``: the learner's code runs where
+    those may be readable, and its messages reach the feedback."""
+    environ = os.environ if environ is None else environ
+    values = sorted(((value, name) for name, value in environ.items() if len(value) >= 8),
+                    key=lambda pair: -len(pair[0]))
+    for value, name in values:
+        if value in text:
+            text = text.replace(value, f"${name}")
+    return text
 
 
 @dataclass
@@ -60,7 +111,9 @@ class SubmissionGrade:
         return sum(result.max_points for result in self.results)
 
     def note(self, status: str, reason: str) -> None:
-        """Record a problem; the most serious status (first reason among equals) wins."""
+        """Record a problem; the most serious status (first reason among equals) wins.
+        ``reason`` is cleaned to one line (:func:`clean_text`): it may quote the learner."""
+        reason = clean_text(reason, MAX_REASON, lines=False)
         self.problems.append(reason)
         if list(STATUSES).index(status) > list(STATUSES).index(self.status):
             self.status, self.error = status, reason

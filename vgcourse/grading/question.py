@@ -9,6 +9,8 @@ The same :class:`Question` serves both places an answer is tested:
 
 Cases and outputs cross between processes with ``torch.save`` / ``torch.load(weights_only=True)``,
 so they must be built from tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts.
+A case's fields whose names start with ``_`` are private: the grader keeps them (for ``expected``)
+and never sends them to the kernel (:func:`public_case`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,55 @@ class Passed:
 
 MAX_NOTE = 2000
 """Characters of a note shown at most: the message goes into feedback files and CSVs."""
+
+MAX_ERROR = 500
+"""Characters of an answer's error message shown at most (it is the learner's text)."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of lists and dicts accepted in an answer's outputs."""
+
+MAX_ITEMS = 100_000
+"""Most lists, dicts, tensors and scalars accepted in one answer's outputs."""
+
+
+def public_case(case: Case) -> Case:
+    """``case`` without its private fields (names starting with ``_``): what the kernel may see."""
+    return {name: value for name, value in case.items() if not str(name).startswith("_")}
+
+
+def output_problem(value: Any) -> str | None:
+    """Why ``value`` (read back from a kernel) is not plain data the comparisons accept, or None.
+
+    Plain data is ``None``, bool, int, float (finite or not), str, a real-valued CPU tensor
+    (no complex dtype, no subclass), and lists and str-keyed dicts of those, at most
+    :data:`MAX_DEPTH` deep and :data:`MAX_ITEMS` items in all. Checked without recursion, so a
+    200,000-deep list is refused, not a RecursionError.
+    """
+    stack, seen = [(value, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_ITEMS:
+            return f"the answer returned more than {MAX_ITEMS} values"
+        if depth > MAX_DEPTH:
+            return f"the answer returned data nested more than {MAX_DEPTH} levels deep"
+        if item is None or type(item) in (bool, int, float, str):
+            continue
+        if type(item) is Tensor:
+            if item.is_complex() or item.dtype.is_complex:
+                return f"the answer returned a complex tensor ({item.dtype}); a real one is expected"
+            if item.is_sparse or item.device.type != "cpu" or item.requires_grad:
+                return "the answer returned a tensor the checker cannot read"
+            continue
+        if type(item) in (list, tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif type(item) is dict:
+            if not all(type(k) is str for k in item):
+                return "the answer returned a dict whose keys are not strings"
+            stack.extend((v, depth + 1) for v in item.values())
+        else:
+            return f"the answer returned a {type(item).__name__}, which the checker cannot read"
+    return None
 
 
 # ---- running the learner's answer (in the learner's process or kernel) -------------------------
@@ -147,12 +198,18 @@ def score(question: Question, cases: list[Case], outputs: Any) -> Result:
         if not isinstance(output, dict) or len(output) != 1 or not ({"ok", "error"} & set(output)):
             return fail("the answer's results could not be read")
         if "error" in output:
-            error = str(output["error"])
+            if type(output["error"]) is not str:
+                return fail("the answer's results could not be read")
+            error = output["error"]
             if error == NOT_ANSWERED:
                 return Result(question.id, 0, question.points,
                               f"✗ {question.id}: not answered yet — replace `raise NotImplementedError` "
                               f"in `{question.answer_name}` with your code. Task: {question.task}", answered=False)
+            error = " ".join(error.split())
+            error = error if len(error) <= MAX_ERROR else error[:MAX_ERROR - 1] + "…"
             return fail(f"{error}\n  on {describe_case(case)}")
+        if problem := output_problem(output["ok"]):
+            return fail(f"{problem}\n  on {describe_case(case)}")
         try:
             verdict = question.compare(output["ok"], question.expected(copy.deepcopy(case)), case)
         except Exception as error:  # a malformed answer must not crash the comparison
@@ -191,6 +248,9 @@ def close_tensors(got: Any, expected: Tensor, rtol: float = 1e-5, atol: float = 
         return f"expected a tensor, got {type(got).__name__}"
     if tuple(got.shape) != tuple(expected.shape):
         return f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+    if got.dtype.is_complex or got.dtype.is_floating_point != expected.dtype.is_floating_point:
+        kind = "floating-point" if expected.dtype.is_floating_point else "integer"
+        return f"expected a real {kind} tensor, got dtype {got.dtype}"
     got = got.to(expected.dtype)
     if not torch.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
         diff = (got - expected).abs()

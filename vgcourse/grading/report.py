@@ -7,22 +7,30 @@ Per-question statistics and the LMS grade book, written from the same grades, ar
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from vgcourse.grading.grade import STATUSES, SubmissionGrade
+from vgcourse.grading.grade import STATUSES, SubmissionGrade, clean_text
 from vgcourse.grading.registry import QUESTIONS
-from vgcourse.grading.statistics import open_report
+from vgcourse.grading.statistics import open_folder, replace_file
+
+MAX_MESSAGE = 4000
+"""Characters of one question's message kept in a feedback file."""
+
+MAX_PROBLEMS = 20
+"""Problems listed in a feedback file at most (the CSV's error column has the worst)."""
 
 CSV_FORMULA_START = ("=", "+", "-", "@")
 
 
 def _csv_text(text: str) -> str:
     """One line, at most 300 characters, and never read as a formula by a spreadsheet."""
-    text = " ".join(str(text).split())
-    text = text if len(text) <= 300 else text[:299] + "…"
+    text = clean_text(text, 300, lines=False)
     return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
@@ -40,7 +48,14 @@ def _score_row(grade: SubmissionGrade) -> dict[str, object]:
 def read_scores(path: Path) -> list[dict[str, str]]:
     """The rows of a scores CSV this command wrote before; ValueError for any other file."""
     try:
-        with path.open(newline="", encoding="utf-8") as file:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read as a scores CSV ({error.strerror or error}; a symlink?); "
+                         "choose another --out") from None
+    try:
+        with open(fd, newline="", encoding="utf-8") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError(f"{path} is not a regular file; choose another --out")
             reader = csv.DictReader(file)
             header, rows = reader.fieldnames or [], list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
@@ -51,32 +66,84 @@ def read_scores(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _merged_csv(rows: list[dict[str, object]], earlier: list[dict[str, str]]) -> str:
+    """The CSV text of ``earlier`` rows updated by ``rows`` (per student; new students at the end)."""
+    now = {row["student"]: row for row in rows}
+    kept = [now.pop(old["student"]) if old["student"] in now else old for old in earlier]
+    rows = kept + [row for row in rows if row["student"] in now]
+    present = {key for row in rows for key in row if key != "student" and key not in SCORE_COLUMNS}
+    ids = [qid for qid in QUESTIONS if qid in present] + sorted(present - set(QUESTIONS))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, ["student", *ids, *SCORE_COLUMNS], restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """ValueError unless ``path`` is absent or a regular file: a symlink, folder or FIFO there
+    could send the report somewhere else or block the grader."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise ValueError(f"{option} {path} is a symbolic link; the grader writes only files of its own")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{option} {path} is not a regular file")
+
+
+class ScoresFile:
+    """The scores CSV, written as grading goes: after each :meth:`add` the file on disk holds
+    every row graded so far, replaced atomically (a killed grader leaves the rows it finished,
+    never half a file). Checked on creation, before anything is graded.
+
+    With ``overwrite``, an existing CSV is *updated*: the students graded now get their new row
+    (in its old place; new students at the end) and every other student's row stays as it was,
+    so re-running a batch that was killed merges into what it left.
+
+    Raises (on creation):
+        FileExistsError: if ``path`` exists and ``overwrite`` is false.
+        ValueError: if ``path`` is a symlink or not a regular file, or (with ``overwrite``) not a
+            CSV this grader wrote.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        check_output_file(self.path)
+        exists = os.path.lexists(self.path)
+        if exists and not overwrite:
+            raise FileExistsError(f"{self.path} already exists; choose another --out or pass --overwrite")
+        self.earlier = read_scores(self.path) if exists else []
+        self.rows: list[dict[str, object]] = []
+
+    def add(self, grade: SubmissionGrade) -> None:
+        """Add (or replace) ``grade``'s row and write the file."""
+        self.rows.append(_score_row(grade))
+        self.write()
+
+    def write(self) -> Path:
+        """Write every row so far into place (atomically); the path."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open_folder(self.path.parent) as folder:
+            replace_file(folder, self.path.name, _merged_csv(self.rows, self.earlier).encode("utf-8"))
+        return self.path
+
+
 def write_scores(grades: Sequence[SubmissionGrade], path: str | Path, *, overwrite: bool = False) -> Path:
     """Write the CSV: ``student``, one column per question (course order), ``total``, ``max``,
     ``status``, ``error``. A question outside a student's exercise is left empty.
 
-    With ``overwrite``, an existing CSV is *updated*: the students graded now get their new row
-    (in its old place; new students at the end) and every other student's row stays as it was.
+    With ``overwrite``, an existing CSV is updated as :class:`ScoresFile` does.
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is false.
-        ValueError: if ``overwrite`` is true and ``path`` is not a CSV this function wrote.
+        ValueError: if ``path`` is a symlink, or ``overwrite`` is true and ``path`` is not a CSV
+            this function wrote.
     """
-    path = Path(path)
-    rows = [_score_row(grade) for grade in grades]
-    if overwrite and path.exists():
-        now = {row["student"]: row for row in rows}
-        earlier = read_scores(path)
-        kept = [now.pop(old["student"]) if old["student"] in now else old for old in earlier]
-        rows = kept + [row for row in rows if row["student"] in now]
-    present = {key for row in rows for key in row if key != "student" and key not in SCORE_COLUMNS}
-    ids = [qid for qid in QUESTIONS if qid in present] + sorted(present - set(QUESTIONS))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open_report(path, overwrite) as file:
-        writer = csv.DictWriter(file, ["student", *ids, *SCORE_COLUMNS], restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    scores = ScoresFile(path, overwrite=overwrite)
+    scores.rows = [_score_row(grade) for grade in grades]
+    return scores.write()
 
 
 def feedback_paths(grades: Sequence[SubmissionGrade] | Sequence[str], directory: str | Path) -> list[Path]:
@@ -98,16 +165,66 @@ def feedback_paths(grades: Sequence[SubmissionGrade] | Sequence[str], directory:
 def feedback_text(grade: SubmissionGrade) -> str:
     """The feedback for one student: score, status, each question's ✓/✗ message, the problems."""
     exercise = f"exercise {grade.assignment}" if grade.assignment else "unknown exercise"
-    lines = [f"Feedback for {grade.student}: {exercise}", f"Submission: {grade.path}",
+    student, path = clean_text(grade.student, 200, lines=False), clean_text(grade.path, 500, lines=False)
+    lines = [f"Feedback for {student}: {exercise}", f"Submission: {path}",
              f"Score: {grade.total} / {grade.max_points} points",
-             f"Status: {grade.status}" + (f" — {grade.error}" if grade.error else ""),
+             f"Status: {grade.status}" + (f" — {clean_text(grade.error, 500, lines=False)}" if grade.error else ""),
              f"  ({STATUSES[grade.status]})", ""]
-    lines += [result.message for result in grade.results] or ["No question could be graded."]
+    # every message line after its first is indented: no learner text can pose as the score line
+    lines += [clean_text(result.message, MAX_MESSAGE) for result in grade.results] or ["No question could be graded."]
     if grade.problems and grade.problems != [grade.error]:  # more than the status line says
-        lines += ["", "Problems while running the notebook:"] + [f"- {problem}" for problem in grade.problems]
+        shown = [f"- {clean_text(problem, 500, lines=False)}" for problem in grade.problems[:MAX_PROBLEMS]]
+        more = len(grade.problems) - MAX_PROBLEMS
+        lines += ["", "Problems while running the notebook:"] + shown + ([f"- and {more} more"] if more > 0 else [])
     tests = "" if grade.status == "malformed" else f"; random tests drawn with seed {grade.seed}"
     lines += ["", f"Graded by `vgcourse grade` in {grade.seconds:.1f} s{tests}."]
     return "\n".join(lines) + "\n"
+
+
+def check_feedback_folder(directory: str | Path) -> None:
+    """ValueError unless ``directory`` is absent or a real folder holding only regular files:
+    a symlink there could send a student's feedback into another file."""
+    directory = Path(directory)
+    if not os.path.lexists(directory):
+        return
+    if directory.is_symlink():
+        raise ValueError(f"--feedback {directory} is a symbolic link; give a real folder")
+    if not directory.is_dir():
+        raise ValueError(f"--feedback {directory} is a file, not a folder")
+    for entry in os.scandir(directory):
+        if not entry.is_file(follow_symlinks=False):
+            kind = "a symbolic link" if entry.is_symlink() else "not a regular file"
+            raise ValueError(f"--feedback {directory} holds {entry.name!r}, which is {kind}; "
+                             "the feedback folder may hold only feedback files")
+
+
+class FeedbackFolder:
+    """The feedback folder, one ``<student>.txt`` written (atomically) as each student is graded.
+
+    ``students`` are every name of the batch, so the file names are decided up front
+    (:func:`feedback_paths`). Checked on creation, before anything is graded.
+
+    Raises (on creation):
+        ValueError: for a symlink or anything but regular files in ``directory``.
+        FileExistsError: if a student's file exists and ``overwrite`` is false.
+    """
+
+    def __init__(self, directory: str | Path, students: Sequence[str], *, overwrite: bool = False) -> None:
+        self.directory = Path(directory)
+        check_feedback_folder(self.directory)
+        self.paths = dict(zip(students, feedback_paths(list(students), self.directory)))
+        existing = [str(path) for path in self.paths.values() if os.path.lexists(path)]
+        if existing and not overwrite:
+            shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+            raise FileExistsError(f"feedback already exists: {shown}; choose another --feedback or pass --overwrite")
+
+    def add(self, grade: SubmissionGrade) -> Path:
+        """Write ``grade``'s feedback; its path."""
+        path = self.paths[grade.student]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open_folder(self.directory) as folder:
+            replace_file(folder, path.name, feedback_text(grade).encode("utf-8"))
+        return path
 
 
 def write_feedback(grades: Sequence[SubmissionGrade], directory: str | Path, *,
@@ -116,17 +233,30 @@ def write_feedback(grades: Sequence[SubmissionGrade], directory: str | Path, *,
 
     Raises:
         FileExistsError: if any of those files exists and ``overwrite`` is false (nothing is written).
+        ValueError: for a symlink or anything but regular files in ``directory``.
     """
-    paths = feedback_paths(grades, directory)
-    existing = [str(path) for path in paths if path.exists()]
+    folder = FeedbackFolder(directory, [grade.student for grade in grades], overwrite=overwrite)
+    return [folder.add(grade) for grade in grades]
+
+
+def check_outputs(out: Path, feedback: Path, students: Sequence[str], *, overwrite: bool) -> None:
+    """Everything ``vgcourse grade`` will write, checked before anything is graded: ValueError
+    for a folder, symlink or non-regular file at ``out`` or beside it, a feedback folder that is
+    not a plain folder of files, a file that exists without ``overwrite``, or (with it) an ``out``
+    that is not a scores CSV of this grader."""
+    if out.is_dir() and not out.is_symlink():
+        raise ValueError(f"--out {out} is a folder; give the CSV's file name")
+    for path in (out, *report_paths(out).values()):
+        check_output_file(path)
+    check_feedback_folder(feedback)
+    if overwrite and os.path.lexists(out):
+        read_scores(out)  # a file that is not our CSV is refused before anything is graded
+    existing = [path for path in (out, *report_paths(out).values()) if os.path.lexists(path)]
+    existing += [path for path in feedback_paths(list(students), feedback) if os.path.lexists(path)]
     if existing and not overwrite:
-        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
-        raise FileExistsError(f"feedback already exists: {shown}; choose another --feedback or pass --overwrite")
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    for grade, path in zip(grades, paths):
-        with open_report(path, overwrite) as file:
-            file.write(feedback_text(grade))
-    return paths
+        shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise ValueError(f"{shown} already exist{'s' if len(existing) == 1 else ''}; "
+                         "nothing was graded. Choose another --out/--feedback or pass --overwrite")
 
 
 def summary_line(grades: Sequence[SubmissionGrade], out: str | Path) -> str:

@@ -8,6 +8,9 @@ The statistics come from the :class:`~vgcourse.grading.submission.SubmissionGrad
 from __future__ import annotations
 
 import csv
+import io
+import os
+import secrets
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,16 +25,55 @@ from vgcourse.grading.submission import SubmissionGrade
 
 
 @contextmanager
-def open_report(path: Path, overwrite: bool, binary: bool = False) -> Iterator[IO]:
-    """``path`` opened for writing a report: created, or replaced only with ``overwrite``;
-    otherwise a FileExistsError saying how to go on. Every file ``vgcourse grade`` writes uses it."""
-    mode = ("w" if overwrite else "x") + ("b" if binary else "")
+def open_folder(path: Path) -> Iterator[int]:
+    """A file descriptor of the folder ``path``, refused (OSError) if ``path`` is a symlink:
+    files are then created inside it by name, so swapping the folder later redirects nothing."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        file = path.open(mode) if binary else path.open(mode, newline="", encoding="utf-8")
-    except FileExistsError:
-        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
-    with file:
-        yield file
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def replace_file(folder: int, name: str, data: bytes, *, overwrite: bool = True) -> None:
+    """Put ``data`` at ``name`` in the folder ``folder`` atomically: written to a fresh hidden
+    file there, flushed to disk, then renamed over ``name`` (or, without ``overwrite``, linked to
+    it, which fails with FileExistsError if anything is there). Whatever was at ``name`` — a
+    symlink included — is replaced, never written through."""
+    temporary = f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if overwrite:
+            os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+        else:
+            os.link(temporary, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    finally:
+        try:
+            os.unlink(temporary, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+
+
+@contextmanager
+def open_report(path: Path, overwrite: bool, binary: bool = False) -> Iterator[IO]:
+    """A buffer for a report at ``path``, written there (atomically, :func:`replace_file`) when the
+    block ends: created, or replaced only with ``overwrite``; otherwise a FileExistsError saying
+    how to go on. Every file ``vgcourse grade`` writes goes this way."""
+    path = Path(path)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite")
+    buffer = io.BytesIO() if binary else io.StringIO(newline="")
+    yield buffer
+    data = buffer.getvalue()
+    with open_folder(path.parent) as folder:
+        try:
+            replace_file(folder, path.name, data if binary else data.encode("utf-8"), overwrite=overwrite)
+        except FileExistsError:
+            raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite") from None
 
 
 @dataclass(frozen=True)
@@ -108,7 +150,8 @@ def write_gradebook(scores_csv: str | Path, path: str | Path, *, overwrite: bool
     re-grade that updated some rows gives the whole class): ``identifier`` (the student name the
     grader used; map it to the LMS's username or e-mail column) and ``percentage`` (0–100, one
     decimal). Canvas's and Moodle's grade-book imports both ask which column is which."""
-    with Path(scores_csv).open(newline="", encoding="utf-8") as file:
+    fd = os.open(scores_csv, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with open(fd, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     path = Path(path)
     with open_report(path, overwrite) as file:

@@ -10,7 +10,10 @@ on the cases (:func:`vgcourse.grading.kernel.answer_cases`) and hands back plain
 
 from __future__ import annotations
 
+import io
+import os
 import secrets
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ from nbformat import NotebookNode
 
 from vgcourse.grading.grade import SubmissionGrade
 from vgcourse.grading.kernel import MISSING
-from vgcourse.grading.question import Question, Result, score
+from vgcourse.grading.question import Question, Result, public_case, score
 from vgcourse.grading.registry import ASSIGNMENTS, assignment_questions
 from vgcourse.grading.runner import CellRun, KernelSession
 from vgcourse.grading.submission_file import (
@@ -68,7 +71,7 @@ def grade_submission(
     check_limits(cell_timeout, timeout, memory_limit_mb)
     started = time.monotonic()
     path = Path(path)
-    grade = SubmissionGrade(student or student_name(path), None if assignment is None else
+    grade = SubmissionGrade(student or _name(path), None if assignment is None else
                             normalize_assignment(assignment), path,
                             seed=secrets.randbits(48) if seed is None else seed)
     try:
@@ -92,6 +95,13 @@ def grade_submission(
     _fill_missing(grade)
     grade.seconds = time.monotonic() - started
     return grade
+
+
+def _name(path: Path) -> str:
+    try:
+        return student_name(path)
+    except ValueError:  # the batch refuses such names up front; a single grade still gets a row
+        return "".join(c for c in path.stem if c.isprintable()) or "student"
 
 
 def _fill_missing(grade: SubmissionGrade) -> None:
@@ -139,47 +149,93 @@ def _run_cells(nb: NotebookNode, session: KernelSession, grade: SubmissionGrade,
     return True
 
 
+_NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _exchange_folder(session: KernelSession) -> int:
+    """A file descriptor of ``session.folder/exchange``, created if needed; never through a symlink."""
+    exchange = session.folder / "exchange"
+    exchange.mkdir(exist_ok=True)
+    return os.open(exchange, os.O_RDONLY | os.O_DIRECTORY | _NO_FOLLOW)
+
+
+def _write_cases(folder: int, name: str, cases: list) -> None:
+    """Save ``cases`` as a new file ``name`` in ``folder``: never through a planted symlink or file."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644, dir_fd=folder)
+    with os.fdopen(fd, "wb") as file:
+        torch.save(cases, file)
+
+
+def _read_results(folder: int, name: str) -> bytes | str:
+    """The bytes of the regular file ``name`` in ``folder``, or why it cannot be read.
+
+    Opened without following symlinks and without blocking (a FIFO would block a plain open),
+    and read no further than :data:`MAX_RESULTS_BYTES`.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | _NO_FOLLOW, dir_fd=folder)
+    except FileNotFoundError:
+        return "the kernel sent no results back"
+    except OSError as error:  # ELOOP: a symlink
+        return f"the results could not be opened ({error.strerror or error})"
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "the results were not a regular file"
+        if info.st_size > MAX_RESULTS_BYTES:
+            return f"the results were too large ({info.st_size / 2**20:.0f} MB)"
+        data = file.read(MAX_RESULTS_BYTES + 1)
+    if len(data) > MAX_RESULTS_BYTES:
+        return f"the results were too large (over {MAX_RESULTS_BYTES // 2**20} MB)"
+    return data
+
+
 def _grade_question(session: KernelSession, question: Question, grade: SubmissionGrade, number: int,
                     timeout: float) -> bool:
     """Test the answer to ``question`` in the kernel, score it here, add the result; whether to go on."""
     cases = question.cases(torch.Generator().manual_seed(grade.seed + number))
-    exchange = session.folder / "exchange"
-    exchange.mkdir(exist_ok=True)
-    cases_path, outputs_path = exchange / f"{question.id}.cases.pt", exchange / f"{question.id}.outputs.pt"
-    torch.save(cases, cases_path)
-    run = session.run("from vgcourse.grading.kernel import answer_cases as _vgcourse_answer_cases\n"
-                      f"_vgcourse_answer_cases({question.id!r}, globals(), {str(cases_path)!r}, "
-                      f"{str(outputs_path)!r})", history=False)
-    where = f"testing {question.id}"
-    if stop := _stopping(run, where, timeout):
-        grade.note(*stop)
-        return False
-    if run.outcome == "timeout":
-        grade.note("timeout", f"{where} {run.error}")
-        result = _zero(question, f"calling `{question.answer_name}` on the tests {run.error} (an infinite loop?)")
-    elif run.outcome == "error":
-        grade.note("errors", f"{where}: {run.error}")
-        result = _zero(question, f"the answer could not be tested ({run.error})")
-    else:
-        result = _score_outputs(question, cases, outputs_path)
+    folder = _exchange_folder(session)
+    try:
+        # fresh random names: a file the kernel planted under a name it guessed is never used
+        token = secrets.token_hex(8)
+        cases_name, outputs_name = f"{question.id}.{token}.cases.pt", f"{question.id}.{token}.outputs.pt"
+        _write_cases(folder, cases_name, [public_case(case) for case in cases])
+        exchange = session.folder / "exchange"
+        run = session.run("from vgcourse.grading.kernel import answer_cases as _vgcourse_answer_cases\n"
+                          f"_vgcourse_answer_cases({question.id!r}, globals(), {str(exchange / cases_name)!r}, "
+                          f"{str(exchange / outputs_name)!r})", history=False)
+        where = f"testing {question.id}"
+        if stop := _stopping(run, where, timeout):
+            grade.note(*stop)
+            return False
+        if run.outcome == "timeout":
+            grade.note("timeout", f"{where} {run.error}")
+            result = _zero(question, f"calling `{question.answer_name}` on the tests {run.error} (an infinite loop?)")
+        elif run.outcome == "error":
+            grade.note("errors", f"{where}: {run.error}")
+            result = _zero(question, f"the answer could not be tested ({run.error})")
+        else:
+            result = _score_outputs(question, cases, _read_results(folder, outputs_name))
+    finally:
+        os.close(folder)
     grade.results.append(result)
     return True
 
 
-def _score_outputs(question: Question, cases: list, path: Path) -> Result:
-    """Score the outputs the kernel saved at ``path`` against the grader's own reference."""
+def _score_outputs(question: Question, cases: list, data: bytes | str) -> Result:
+    """Score the outputs the kernel saved (``data``, or why it could not be read) against the
+    grader's own reference. Any exception, RecursionError included, costs this question only."""
+    if isinstance(data, str):
+        return _zero(question, data)
     try:
-        size = path.stat().st_size
-    except OSError:
-        return _zero(question, "the kernel sent no results back")
-    if size > MAX_RESULTS_BYTES:
-        return _zero(question, f"the results were too large ({size / 2**20:.0f} MB)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        data = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never unpickle objects
     except Exception as error:  # a damaged or hostile file
         return _zero(question, f"the results could not be read ({type(error).__name__})")
-    if isinstance(data, dict) and set(data) == {MISSING}:
-        return _zero(question, f"`{question.answer_name}` is not defined in the notebook. Task: {question.task}")
-    if not isinstance(data, dict) or set(data) != {"outputs"}:
-        return _zero(question, "the answer's results could not be read")
-    return score(question, cases, data["outputs"])
+    try:
+        if isinstance(data, dict) and set(data) == {MISSING}:
+            return _zero(question, f"`{question.answer_name}` is not defined in the notebook. Task: {question.task}")
+        if not isinstance(data, dict) or set(data) != {"outputs"}:
+            return _zero(question, "the answer's results could not be read")
+        return score(question, cases, data["outputs"])
+    except Exception as error:  # e.g. RecursionError on absurdly nested data
+        return _zero(question, f"the answer's results could not be scored ({type(error).__name__})")

@@ -7,6 +7,9 @@ with a reason for the learner. The naming rules are :mod:`vgcourse.tools.noteboo
 from __future__ import annotations
 
 import json
+import os
+import stat
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import nbformat
 import nbformat.reader
 from nbformat import NotebookNode
 
+from vgcourse.grading.grade import unsafe_character
 from vgcourse.grading.registry import ASSIGNMENTS
 from vgcourse.tools.notebook_format import (
     ASSIGNMENT, HANDED_OUT_STEM, QUESTION_ID, cell_question, course_metadata, file_number,
@@ -26,16 +30,39 @@ class MalformedSubmission(ValueError):
     """The file cannot be graded; the message says why, for the learner."""
 
 
-def student_name(path: str | Path) -> str:
-    """The file's stem, or its folder's name when the stem is an exercise's own name.
+def student_name(path: str | Path, root: str | Path | None = None) -> str:
+    """Whose submission ``path`` is: the folder it was handed in in, or the file when there is none.
 
-    ``submissions/alice.ipynb`` and ``submissions/alice/01_derivative_bounds.ipynb`` are both
-    ``alice``: a stem of two digits, ``_`` and lowercase words is taken to be the handed-out name.
+    Below a folder of submissions ``root``, the student is the first folder under ``root``
+    (``root/alice/anything.ipynb`` is ``alice``), or the file's stem for a notebook directly in
+    ``root`` (``root/alice.ipynb``). Without ``root``, it is the stem, or the folder's name when
+    the stem is an exercise's own name (``alice/01_derivative_bounds.ipynb``: two digits, ``_``
+    and lowercase words). NFC-normalised (:func:`check_student_name`).
+
+    Raises:
+        ValueError: for a name that is empty, ``.``, ``..`` or holds control or bidi characters.
     """
     path = Path(path)
-    if HANDED_OUT_STEM.match(path.stem):
-        return path.resolve().parent.name or path.stem
-    return path.stem
+    if root is not None and path.parent != Path(root) and Path(root) in path.parents:
+        name = path.relative_to(root).parts[0]
+    elif root is None and HANDED_OUT_STEM.match(path.stem):
+        name = Path(os.path.abspath(path)).parent.name or path.stem  # abspath: never through a symlink
+    else:
+        name = path.stem
+    return check_student_name(name, path)
+
+
+def check_student_name(name: str, path: str | Path) -> str:
+    """``name`` NFC-normalised (so ``é`` typed two ways is one student); ValueError naming
+    ``path`` if it is empty, ``.``, ``..``, or holds a control or bidirectional-formatting
+    character (which could make it display as someone else's)."""
+    name = unicodedata.normalize("NFC", name)
+    if name.strip() in ("", ".", ".."):
+        raise ValueError(f"{str(path)!r} gives the student name {name!r}, which is not a name; rename it")
+    if (bad := unsafe_character(name)) is not None:
+        raise ValueError(f"{str(path)!r} gives a student name with the character U+{ord(bad):04X} "
+                         f"({unicodedata.name(bad, 'a control character')}); rename it")
+    return name
 
 
 def normalize_assignment(assignment: str | int) -> str:
@@ -54,12 +81,23 @@ def read_submission(path: str | Path) -> NotebookNode:
         MalformedSubmission: for an unreadable, empty, oversized, non-JSON or invalid file.
     """
     path = Path(path)
+    if path.is_symlink():
+        raise MalformedSubmission("the file is a symbolic link, not a notebook of its own; "
+                                  "submissions must be regular files")
     try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            raise MalformedSubmission(f"the file is {size / 2**20:.0f} MB; notebooks over "
-                                      f"{MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
-        text = path.read_text(encoding="utf-8")
+        # no-follow and non-blocking: a symlink or a FIFO swapped in must not redirect or block the grader
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(fd, "rb") as file:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise MalformedSubmission("the submission is not a regular file")
+            if info.st_size > MAX_NOTEBOOK_BYTES:
+                raise MalformedSubmission(f"the file is {info.st_size / 2**20:.0f} MB; notebooks over "
+                                          f"{MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
+            data = file.read(MAX_NOTEBOOK_BYTES + 1)
+        if len(data) > MAX_NOTEBOOK_BYTES:
+            raise MalformedSubmission(f"notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedSubmission("the file is not UTF-8 text, so it is not a notebook") from None
     except OSError as error:
