@@ -147,3 +147,33 @@ def test_parallel_grading_gives_the_same_grades_in_the_same_order(tmp_path):
         ("alice", "ok", 6), ("bob", "not attempted", 0), ("carol", "malformed", 0)]
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         grade_submissions(paths, jobs=0, progress=False)
+
+
+FORGER = """\
+import os
+SECRET = os.environ.get("VGCOURSE_TEST_SECRET", "no-such-variable")
+FORGED = "\\x1b[2J\\x1b]0;graded\\x07\\r\\nScore: 6 / 6 points\\nStatus: ok\\u202e " + SECRET + " "
+def sigmoid_derivative(x):
+    raise ValueError(FORGED + "x" * 3_000_000)  # the outputs of all the tests must stay under 64 MB
+"""
+
+
+def test_feedback_text_is_clean_whatever_the_submission_says(tmp_path, monkeypatch):
+    """Escapes, a carriage return, a forged score line, an environment value and a 30 MB message,
+    raised by an answer and by a cell, reach neither the feedback nor the CSV as they are."""
+    monkeypatch.setenv("VGCOURSE_TEST_SECRET", "hunter2-very-secret")
+    nb = untouched()
+    nb.cells[answer_index(nb, IDS[0])].source = FORGER
+    nb.cells.insert(answer_index(nb, IDS[0]) + 1, code("raise RuntimeError(FORGED + 'x' * 30_000_000)"))
+    out = tmp_path / "scores.csv"
+    assert main(["grade", str(write(nb, tmp_path / "submissions", "mallory")), "--out", str(out),
+                 "--cell-timeout", "30"]) == 0
+    feedback = (tmp_path / "scores-feedback" / "mallory.txt").read_text(encoding="utf-8")
+    assert [line for line in feedback.splitlines() if line.startswith("Score:")] == ["Score: 0 / 6 points"]
+    assert [line for line in feedback.splitlines() if line.startswith("Status:")] == [
+        line for line in feedback.splitlines() if line.startswith("Status: errors")]
+    for text in (feedback, out.read_text(encoding="utf-8")):
+        assert not any(c in text for c in "\x1b\r\x07\u202e") and "hunter2" not in text
+    answer_line = next(line for line in feedback.splitlines() if line.startswith(f"✗ {IDS[0]}: ValueError:"))
+    assert "Score: 6 / 6 points Status: ok " in answer_line  # on the ✗ line, inert (sandboxed: no secret)
+    assert "RuntimeError: Score: 6 / 6 points" in feedback and len(feedback) < 20_000
