@@ -39,3 +39,25 @@ def test_read_submission_accepts_the_solution_and_rejects_binary(tmp_path):
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(MalformedSubmission, match="not UTF-8"):
         read_submission(path)
+
+
+def test_student_name_below_a_folder_of_submissions_is_the_folder():
+    assert student_name("submissions/x/z.ipynb", "submissions") == "x"  # never z: z may be another student
+    assert student_name("submissions/alice/deep/notes.ipynb", "submissions") == "alice"
+    assert student_name("submissions/alice.ipynb", "submissions") == "alice"
+    assert student_name("submissions/Jose\u0301.ipynb") == "Jos\u00e9"  # NFC
+    for bad in ("submissions/\u202eevil.ipynb", "submissions/a\x1b[2J.ipynb", "submissions/..ipynb"):
+        with pytest.raises(ValueError, match="rename it"):
+            student_name(bad)
+
+
+def test_read_submission_refuses_symlinks_and_fifos_without_blocking(tmp_path):
+    import os
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(SOLUTION)
+    with pytest.raises(MalformedSubmission, match="symbolic link"):
+        read_submission(link)
+    fifo = tmp_path / "fifo.ipynb"
+    os.mkfifo(fifo)  # a plain open() would wait here for a writer, forever
+    with pytest.raises(MalformedSubmission, match="not a regular file"):
+        read_submission(fifo)
