@@ -26,9 +26,12 @@ cells or patching vgcourse inside the notebook changes nothing.
 exercise:  --assignment if given, else the notebook's metadata, else an NN_ prefix of the file
            name, else the question ids in its cells. A learner can edit the metadata, so pass
            --assignment when grading one exercise.
-student:   the file name without .ipynb (submissions/alice.ipynb -> alice), or the folder's name
-           when the file keeps the handed-out name (submissions/alice/01_derivative_bounds.ipynb
-           -> alice). Repeated names get -2, -3, ...
+student:   below a folder given, the folder the notebook is in (submissions/alice/x.ipynb -> alice)
+           or the file name directly in it (submissions/alice.ipynb -> alice); for a file named
+           alone, its name, or its folder's when it keeps the handed-out name
+           (submissions/alice/01_derivative_bounds.ipynb -> alice). Repeated names get -2, -3, ...
+           and a note; symlinked submissions are graded as malformed; names with control or
+           bidi characters, . and .. are refused.
 input:     notebooks, folders (every notebook below them, hidden folders such as
            .ipynb_checkpoints left out) or quoted patterns: vgcourse grade submissions/ ...
 output:    the CSV (student, one column per question, total, max, status, error), a
@@ -36,7 +39,9 @@ output:    the CSV (student, one column per question, total, max, status, error)
            (<out>-questions.csv and a figure, <out>-questions.png) and a grade book for an LMS
            (<out>-gradebook.csv: identifier, percentage). Existing files are never replaced
            without --overwrite; with it, re-grading some students updates their rows and
-           feedback and keeps everyone else's.
+           feedback and keeps everyone else's. Rows and feedback are written as each student is
+           graded (atomically), so a killed grader leaves what it finished; symlinks or other
+           odd files at --out or in the feedback folder are refused before grading.
 
 status (the CSV's error column gives the reason):
 """ + "\n".join(textwrap.fill(meaning, 100, initial_indent=f"  {status:<16} ", subsequent_indent=" " * 19)
