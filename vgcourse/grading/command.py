@@ -116,7 +116,7 @@ def run_command(args: argparse.Namespace) -> int:
         submissions = find_submissions(args.submissions)
         students = [submission.student for submission in submissions]
         check_outputs(args.out, feedback, students, overwrite=args.overwrite)  # before anything is graded
-        scores = ScoresFile(args.out, overwrite=args.overwrite)
+        scores = ScoresFile(args.out, overwrite=args.overwrite, students=students)
         letters = FeedbackFolder(feedback, students, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as error:
         print(f"vgcourse grade: error: {error}", file=sys.stderr)

@@ -42,18 +42,18 @@ def unsafe_character(text: str) -> str | None:
     return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS), None)
 
 
-def clean_text(text: object, limit: int, *, lines: bool = True) -> str:
+def clean_text(text: object, limit: int, *, lines: bool = True, redact: bool = True) -> str:
     """``text`` safe to show: terminal escapes, control and bidi characters removed (``\\r`` too),
     each continuation line indented, at most ``limit`` characters; one line unless ``lines``.
 
     Indenting every line after the first means learner text can never start a line of its own
-    (a forged ``Score: 6 / 6 points``); values of the grader's environment are replaced by
-    ``$NAME`` (:func:`redact_environment`).
+    (a forged ``Score: 6 / 6 points``); with ``redact``, values of the grader's environment are
+    replaced by ``$NAME`` (:func:`redact_environment`).
     """
     text = _ESCAPE.sub("", str(text)[: 4 * limit])
     text = "".join(c if c in "\n\t" or unsafe_character(c) is None else ("\n" if c in "\u2028\u2029" else "")
                    for c in text)
-    text = redact_environment(text)
+    text = redact_environment(text) if redact else text
     if lines:
         first, *rest = text.replace("\t", "    ").split("\n")
         text = "\n".join([first.rstrip()] + [line.rstrip() if line[:1] == " " else "  " + line.rstrip()

@@ -9,8 +9,8 @@ The same :class:`Question` serves both places an answer is tested:
 
 Cases and outputs cross between processes with ``torch.save`` / ``torch.load(weights_only=True)``,
 so they must be built from tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts.
-A case's fields whose names start with ``_`` are private: the grader keeps them (for ``expected``)
-and never sends them to the kernel (:func:`public_case`).
+A question's ``private`` case fields (an answer label) stay in the grader, for ``expected``, and
+are never sent to the kernel (:func:`public_case`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Question:
         compare: ``compare(got, expected, case) -> str | Passed | None``: ``None`` when ``got`` is
             right, a :class:`Passed` when it is right and the learner should see what was measured,
             otherwise a string saying what is wrong, for the learner.
+        private: names of case fields only ``expected`` may read (an answer label): they are
+            never sent to the kernel, where the learner's code could read them.
     """
 
     id: str
@@ -56,6 +58,7 @@ class Question:
     call: Callable[[Any, Case], Any]
     expected: Callable[[Case], Any]
     compare: Callable[[Any, Any, Case], str | Passed | None]
+    private: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not QUESTION_ID.match(self.id):
@@ -90,9 +93,9 @@ MAX_ITEMS = 100_000
 """Most lists, dicts, tensors and scalars accepted in one answer's outputs."""
 
 
-def public_case(case: Case) -> Case:
-    """``case`` without its private fields (names starting with ``_``): what the kernel may see."""
-    return {name: value for name, value in case.items() if not str(name).startswith("_")}
+def public_case(question: Question, case: Case) -> Case:
+    """``case`` without ``question``'s private fields: what the kernel may see."""
+    return {name: value for name, value in case.items() if name not in question.private}
 
 
 def output_problem(value: Any) -> str | None:
@@ -205,7 +208,7 @@ def score(question: Question, cases: list[Case], outputs: Any) -> Result:
                 return Result(question.id, 0, question.points,
                               f"✗ {question.id}: not answered yet — replace `raise NotImplementedError` "
                               f"in `{question.answer_name}` with your code. Task: {question.task}", answered=False)
-            error = " ".join(error.split())
+            error = " ".join(error[:4 * MAX_ERROR].split())
             error = error if len(error) <= MAX_ERROR else error[:MAX_ERROR - 1] + "…"
             return fail(f"{error}\n  on {describe_case(case)}")
         if problem := output_problem(output["ok"]):

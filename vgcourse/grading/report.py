@@ -28,9 +28,9 @@ MAX_PROBLEMS = 20
 CSV_FORMULA_START = ("=", "+", "-", "@")
 
 
-def _csv_text(text: str) -> str:
+def _csv_text(text: str, redact: bool = True) -> str:
     """One line, at most 300 characters, and never read as a formula by a spreadsheet."""
-    text = clean_text(text, 300, lines=False)
+    text = clean_text(text, 300, lines=False, redact=redact)
     return "'" + text if text.startswith(CSV_FORMULA_START) else text
 
 
@@ -39,7 +39,7 @@ SCORE_COLUMNS = ("total", "max", "status", "error")
 
 
 def _score_row(grade: SubmissionGrade) -> dict[str, object]:
-    row: dict[str, object] = {"student": _csv_text(grade.student)}
+    row: dict[str, object] = {"student": _csv_text(grade.student, redact=False)}
     row.update({result.question_id: result.points for result in grade.results})
     row.update(total=grade.total, max=grade.max_points, status=grade.status, error=_csv_text(grade.error))
     return row
@@ -100,7 +100,8 @@ class ScoresFile:
 
     With ``overwrite``, an existing CSV is *updated*: the students graded now get their new row
     (in its old place; new students at the end) and every other student's row stays as it was,
-    so re-running a batch that was killed merges into what it left.
+    so re-running a batch that was killed merges into what it left. New rows follow the order of
+    ``students`` when it is given (they may be graded in any order).
 
     Raises (on creation):
         FileExistsError: if ``path`` exists and ``overwrite`` is false.
@@ -108,8 +109,9 @@ class ScoresFile:
             CSV this grader wrote.
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, *, overwrite: bool = False, students: Sequence[str] = ()) -> None:
         self.path = Path(path)
+        self.order = {_csv_text(name, redact=False): index for index, name in enumerate(students)}
         check_output_file(self.path)
         exists = os.path.lexists(self.path)
         if exists and not overwrite:
@@ -120,6 +122,8 @@ class ScoresFile:
     def add(self, grade: SubmissionGrade) -> None:
         """Add (or replace) ``grade``'s row and write the file."""
         self.rows.append(_score_row(grade))
+        if self.order:  # graded in parallel, rows arrive as they finish: keep the order given
+            self.rows.sort(key=lambda row: self.order.get(str(row["student"]), len(self.order)))
         self.write()
 
     def write(self) -> Path:
@@ -165,7 +169,8 @@ def feedback_paths(grades: Sequence[SubmissionGrade] | Sequence[str], directory:
 def feedback_text(grade: SubmissionGrade) -> str:
     """The feedback for one student: score, status, each question's ✓/✗ message, the problems."""
     exercise = f"exercise {grade.assignment}" if grade.assignment else "unknown exercise"
-    student, path = clean_text(grade.student, 200, lines=False), clean_text(grade.path, 500, lines=False)
+    student = clean_text(grade.student, 200, lines=False, redact=False)
+    path = clean_text(grade.path, 500, lines=False, redact=False)  # the instructor's own path
     lines = [f"Feedback for {student}: {exercise}", f"Submission: {path}",
              f"Score: {grade.total} / {grade.max_points} points",
              f"Status: {grade.status}" + (f" — {clean_text(grade.error, 500, lines=False)}" if grade.error else ""),

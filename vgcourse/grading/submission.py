@@ -199,7 +199,7 @@ def _grade_question(session: KernelSession, question: Question, grade: Submissio
         # fresh random names: a file the kernel planted under a name it guessed is never used
         token = secrets.token_hex(8)
         cases_name, outputs_name = f"{question.id}.{token}.cases.pt", f"{question.id}.{token}.outputs.pt"
-        _write_cases(folder, cases_name, [public_case(case) for case in cases])
+        _write_cases(folder, cases_name, [public_case(question, case) for case in cases])
         exchange = session.folder / "exchange"
         run = session.run("from vgcourse.grading.kernel import answer_cases as _vgcourse_answer_cases\n"
                           f"_vgcourse_answer_cases({question.id!r}, globals(), {str(exchange / cases_name)!r}, "

@@ -33,7 +33,7 @@ def test_diagnose_cases_defeat_reading_the_architecture():
 
     question = get_question("ex10.diagnose")
     seeds = [seed for seed in range(10)
-             if any(c["_problem"] == "healthy" and c["activation"] != "tanh"
+             if any(c["problem"] == "healthy" and c["activation"] != "tanh"
                     for c in question.cases(torch.Generator().manual_seed(seed)))][:3]
     assert seeds
     for seed in seeds:
@@ -44,7 +44,7 @@ def test_diagnose_has_one_case_of_each_problem_in_random_order():
     question = get_question("ex10.diagnose")
     orders = set()
     for seed in range(6):
-        problems = [c["_problem"] for c in question.cases(torch.Generator().manual_seed(seed))]
+        problems = [c["problem"] for c in question.cases(torch.Generator().manual_seed(seed))]
         assert sorted(problems) == sorted(["vanishing", "exploding", "dead", "healthy"])
         orders.add(tuple(problems))
     assert len(orders) > 1
@@ -127,7 +127,7 @@ def test_diagnose_solution_passes():
 def test_diagnose_solution_names_an_explosion_that_ends_in_dead_units(seed, data_seed):
     """Three of 3,000 sampled exploding cases whose first SGD steps kill every unit of a layer
     without an inf or NaN (CI found the first): judged over the last steps they look dead."""
-    case = {"_problem": "exploding", "depth": 9, "activation": "relu", "init": "he", "weight_scale": 4.0,
+    case = {"problem": "exploding", "depth": 9, "activation": "relu", "init": "he", "weight_scale": 4.0,
             "hidden_bias": None, "seed": seed, "data_seed": data_seed}
     question = get_question("ex10.diagnose")
     assert question.call(solution("ex10.diagnose"), case) == "exploding"

@@ -40,7 +40,7 @@ def _diagnose_case(generator: torch.Generator, problem: str) -> Case:
     recipes = RECIPES[problem]
     activation, init, weight_scale, bias, low, high = recipes[random_int(generator, 0, len(recipes) - 1)]
     return {
-        "_problem": problem,  # private: the answer label never goes to the kernel
+        "problem": problem,  # private (see QUESTIONS): the answer label never goes to the kernel
         "depth": random_int(generator, low, high),
         "activation": activation,
         "init": init,
@@ -166,7 +166,8 @@ QUESTIONS = (
              "(an explosion can end in dead units) — to an answer: 'nonfinite' is an explosion too.",
         cases=_diagnose_cases,
         call=_diagnose_call,
-        expected=lambda case: case["_problem"],
+        expected=lambda case: case["problem"],
+        private=("problem",),
         compare=_diagnose_compare,
     ),
     Question(
