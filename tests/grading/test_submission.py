@@ -162,3 +162,17 @@ def test_the_ex10_answer_label_is_never_sent_to_the_kernel():
     assert not any("problem" in case or value in labels for case in sent for value in case.values())
     assert [question.expected(case) for case in cases] == [case["problem"] for case in cases]
     assert set(cases[0]) - set(sent[0]) == {"problem"}
+
+
+def test_folders_left_by_a_killed_grader_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"{submission.FOLDER_PREFIX}{gone.pid}-abc"
+    live = tmp_path / f"{submission.FOLDER_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "someone-elses"
+    for folder in (stale, live, other):
+        (folder / "work").mkdir(parents=True)
+    assert submission.remove_stale_folders(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])

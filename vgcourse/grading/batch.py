@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from tqdm.auto import tqdm
 
 from vgcourse.grading.grade import SubmissionGrade
-from vgcourse.grading.submission import check_limits, grade_submission
+from vgcourse.grading.submission import check_limits, grade_submission, remove_stale_folders
 from vgcourse.grading.submission_file import normalize_assignment, student_name
 from vgcourse.validation import check_int
 
@@ -162,6 +162,7 @@ def grade_submissions(
     options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb)
     paths, students = [s.path for s in submissions], [s.student for s in submissions]
     notes = {s.student: s.note for s in submissions if s.note}
+    remove_stale_folders()  # left by a grader that was killed (SIGKILL cannot be cleaned up after)
 
     def finished(grade: SubmissionGrade) -> SubmissionGrade:
         if grade.student in notes:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
+import shutil
 import stat
 import tempfile
 import time
@@ -33,6 +35,35 @@ from vgcourse.tools.notebook_format import file_number
 from vgcourse.validation import is_real
 
 MAX_RESULTS_BYTES = 64 * 2**20
+
+FOLDER_PREFIX = "vgcourse-grade-"
+"""Start of each submission's temporary folder's name, followed by the grader's process id."""
+_STALE_FOLDER = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_folders(parent: str | Path | None = None) -> list[Path]:
+    """Delete the temporary folders that graders killed before they could clean up left in
+    ``parent`` (default: the system's temporary folder): those named :data:`FOLDER_PREFIX`
+    ``<pid>-…``, owned by this user, whose grader process is gone. The folders removed."""
+    parent = Path(tempfile.gettempdir() if parent is None else parent)
+    removed = []
+    for entry in os.scandir(parent):
+        match = _STALE_FOLDER.match(entry.name)
+        if (match and entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                and not _alive(int(match.group(1)))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def check_limits(cell_timeout: float, timeout: float, memory_limit_mb: int) -> None:
@@ -78,7 +109,8 @@ def grade_submission(
         nb = read_submission(path)
         grade.assignment = grade.assignment or submission_assignment(nb, path)
         questions = assignment_questions(grade.assignment)
-        with tempfile.TemporaryDirectory(prefix="vgcourse-grade-", ignore_cleanup_errors=True) as folder:
+        with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-",
+                                         ignore_cleanup_errors=True) as folder:
             session = KernelSession(Path(folder), cell_timeout=cell_timeout, deadline=started + timeout,
                                     memory_limit_mb=memory_limit_mb)
             with session:
