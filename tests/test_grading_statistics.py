@@ -58,3 +58,12 @@ def test_gradebook_has_an_identifier_and_a_percentage_for_the_whole_csv(tmp_path
     with book.open(newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
     assert rows == [["identifier", "percentage"], ["ann", "100.0"], ["ben", "100.0"], ["cat", "0.0"], ["'=dan", "75.0"]]
+
+
+def test_the_common_failure_carries_no_escape_sequences(tmp_path):
+    """It is printed to the instructor's terminal and written to the CSV."""
+    why = "✗ ex01.tanh_derivative: ValueError: \x1b]0;pwned\x07\x1b[2Jboom\r" + "x" * 1_000_000
+    stats = question_statistics([_grade("eve", 2, 0, why), _grade("fay", 2, 0, why)])
+    reason = stats[1].common_failure
+    assert reason.startswith("ValueError: boom") and stats[1].common_failure_count == 2
+    assert not any(c in reason for c in "\x1b\x07\r") and len(reason) <= 2000

@@ -20,6 +20,7 @@ from typing import IO, Iterator, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from vgcourse.grading.grade import clean_text
 from vgcourse.grading.registry import QUESTIONS
 from vgcourse.grading.submission import SubmissionGrade
 
@@ -92,6 +93,7 @@ class QuestionStatistics:
 
 def _reason(message: str) -> str:
     """A failure message's first line without the ✗ and question id: what students share."""
+    message = clean_text(message, 2000)  # learner text: no escapes reach the terminal or the CSV
     first = message.strip().splitlines()[0] if message.strip() else ""
     first = first.removeprefix("✗").strip()
     head, _, rest = first.partition(": ")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from nbformat import NotebookNode
 
-from vgcourse.grading.grade import SubmissionGrade
+from vgcourse.grading.grade import MAX_REASON, SubmissionGrade, clean_text
 from vgcourse.grading.kernel import MISSING
 from vgcourse.grading.question import Question, Result, public_case, score
 from vgcourse.grading.registry import ASSIGNMENTS, assignment_questions
@@ -148,7 +148,7 @@ def _fill_missing(grade: SubmissionGrade) -> None:
 
 
 def _zero(question: Question, why: str) -> Result:
-    return Result(question.id, 0, question.points, f"✗ {question.id}: {why}")
+    return Result(question.id, 0, question.points, clean_text(f"✗ {question.id}: {why}", MAX_REASON))
 
 
 def _stopping(run: CellRun, where: str, timeout: float) -> tuple[str, str] | None:
