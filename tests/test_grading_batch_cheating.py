@@ -177,3 +177,35 @@ def test_feedback_text_is_clean_whatever_the_submission_says(tmp_path, monkeypat
     answer_line = next(line for line in feedback.splitlines() if line.startswith(f"✗ {IDS[0]}: ValueError:"))
     assert "Score: 6 / 6 points Status: ok " in answer_line  # on the ✗ line, inert (sandboxed: no secret)
     assert "RuntimeError: Score: 6 / 6 points" in feedback and len(feedback) < 20_000
+
+
+PLANTER = """\
+import os
+import vgcourse.grading.kernel
+os.makedirs("../exchange", exist_ok=True)
+for qid in {ids!r}:  # the names today's grader writes the cases to
+    os.symlink({victim!r}, f"../exchange/{{qid}}.cases.pt")
+
+
+def answers_through_links(question_id, namespace, cases_path, outputs_path):
+    if question_id == {ids[0]!r}:
+        os.mkfifo(outputs_path)  # today's grader blocks opening it
+    else:
+        os.symlink({victim!r}, outputs_path)
+
+
+vgcourse.grading.kernel.answer_cases = answers_through_links
+"""
+
+
+def test_links_and_fifos_in_the_exchange_folder_redirect_and_block_nothing(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the instructor's file")
+    nb = solution()
+    nb.cells.insert(2, code(PLANTER.format(ids=IDS, victim=str(victim))))
+    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=60)
+    assert victim.read_text() == "the instructor's file"
+    assert (grade.total, grade.max_points) == (0, 6) and grade.status != "grader error", grade.error
+    assert "not a regular file" in grade.results[0].message
+    assert all("could not be opened" in r.message for r in grade.results[1:])
+    assert grade.seconds < 50
