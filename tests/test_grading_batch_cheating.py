@@ -209,3 +209,32 @@ def test_links_and_fifos_in_the_exchange_folder_redirect_and_block_nothing(tmp_p
     assert "not a regular file" in grade.results[0].message
     assert all("could not be opened" in r.message for r in grade.results[1:])
     assert grade.seconds < 50
+
+
+def test_a_grading_process_that_dies_costs_only_its_submission(tmp_path):
+    """A crash in a parallel grader process (here: a notebook whose grading kills the process)
+    is that submission's 'grader error'; the others are graded and written."""
+    from vgcourse.grading import batch
+    written = []
+    paths = [write(untouched(), tmp_path / "submissions", name) for name in ("alice", "bob")]
+    (tmp_path / "submissions" / "carol.ipynb").write_text("not json")
+    paths.append(tmp_path / "submissions" / "carol.ipynb")
+    original = batch.grade_submission
+    try:
+        batch.grade_submission = _crash_on_bob  # picklable by reference: defined at module level below
+        grades = grade_submissions(paths, jobs=2, cell_timeout=30, timeout=120, progress=False,
+                                   on_graded=written.append)
+    finally:
+        batch.grade_submission = original
+    by_name = {g.student: g for g in grades}
+    assert [g.student for g in grades] == ["alice", "bob", "carol"]
+    assert by_name["bob"].status == "grader error" and "process died" in by_name["bob"].error
+    assert by_name["alice"].status == "not attempted"
+    assert by_name["carol"].status == "malformed" and sorted(g.student for g in written) == ["alice", "bob", "carol"]
+
+
+def _crash_on_bob(path, **options):
+    import os
+    if options.get("student") == "bob":
+        os._exit(3)  # as a segfault would
+    return grade_submission(path, **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Callable, Iterable, Sequence
 from tqdm.auto import tqdm
 
 from vgcourse.grading.grade import SubmissionGrade
+from vgcourse.grading.question import Result
+from vgcourse.grading.registry import assignment_questions
 from vgcourse.grading.submission import check_limits, grade_submission, remove_stale_folders
 from vgcourse.grading.submission_file import normalize_assignment, student_name
 from vgcourse.validation import check_int
@@ -183,12 +186,40 @@ def grade_submissions(
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(grade_submission, path, student=student, **options)
                        for path, student in zip(paths, students)]
+            graded: dict[int, SubmissionGrade] = {}
+            broken: list[int] = []
             try:
                 for future in as_completed(futures):
-                    finished(future.result())
-                    bar.update()
+                    index = futures.index(future)
+                    try:
+                        graded[index] = finished(future.result())
+                        bar.update()
+                    except BrokenProcessPool:  # a worker died: every unfinished one is graded again, alone
+                        broken.append(index)
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
-            return [future.result() for future in futures]
+        for index in sorted(broken):  # alone, so a crash costs only the submission that caused it
+            graded[index] = finished(_grade_alone(paths[index], students[index], options))
+            bar.update()
+        return [graded[index] for index in range(len(paths))]
+
+
+def _grade_alone(path: Path, student: str, options: dict) -> SubmissionGrade:
+    """:func:`grade_submission` in a process of its own; a "grader error" if that process dies."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        try:
+            return pool.submit(grade_submission, path, student=student, **options).result()
+        except BrokenProcessPool as error:
+            return _failed(path, student, options["assignment"], error)
+
+
+def _failed(path: Path, student: str, assignment: str | None, error: BaseException) -> SubmissionGrade:
+    """The grade of a submission whose grader process failed: every question 0, "grader error"."""
+    grade = SubmissionGrade(student, assignment, path)
+    grade.note("grader error", f"the grading process died ({type(error).__name__}); grade it again alone")
+    if assignment is not None:
+        grade.results = [Result(q.id, 0, q.points, f"✗ {q.id}: not graded (grader error)")
+                         for q in assignment_questions(assignment)]
+    return grade
