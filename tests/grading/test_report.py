@@ -189,6 +189,18 @@ def test_identity_comes_from_the_folder_so_a_file_cannot_take_anothers_row(tmp_p
     assert [s.student for s in find_submissions([str(root / "*" / "*.ipynb")])] == ["x", "z"]
 
 
+def test_the_command_names_rows_and_feedback_after_the_folders(tmp_path, monkeypatch):
+    root = tmp_path / "submissions"
+    (root / "x").mkdir(parents=True)
+    (root / "x" / "z.ipynb").write_text("{}")
+    _notebooks(root, "z")
+    _stand_in(monkeypatch)
+    out = tmp_path / "scores.csv"
+    assert main(["grade", str(root), "--out", str(out)]) == 0
+    assert [row["student"] for row in _rows(out)] == ["x", "z"]
+    assert sorted(p.name for p in (tmp_path / "scores-feedback").iterdir()) == ["x.txt", "z.txt"]
+
+
 def test_duplicate_names_are_reported_and_never_take_an_existing_name(tmp_path):
     root = tmp_path / "submissions"
     _notebooks(root, "z", "z-2")

@@ -127,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
         letters.add(grade)
 
     try:
-        grades = grade_submissions([s.path for s in submissions], assignment=args.assignment,
+        grades = grade_submissions(args.submissions, assignment=args.assignment,  # found as above
                                    cell_timeout=args.cell_timeout, timeout=args.timeout,
                                    memory_limit_mb=args.memory_limit, jobs=args.jobs, on_graded=write)
     except KeyboardInterrupt:

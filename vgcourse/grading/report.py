@@ -225,6 +225,9 @@ class FeedbackFolder:
 
     def add(self, grade: SubmissionGrade) -> Path:
         """Write ``grade``'s feedback; its path."""
+        if grade.student not in self.paths:  # not named up front: give it a name no one else has
+            taken = list(self.paths) + [grade.student]
+            self.paths[grade.student] = feedback_paths(taken, self.directory)[-1]
         path = self.paths[grade.student]
         self.directory.mkdir(parents=True, exist_ok=True)
         with open_folder(self.directory) as folder:
