@@ -122,9 +122,9 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
 
-    def write(grade: SubmissionGrade) -> None:  # each row and feedback file as soon as it is graded
-        scores.add(grade)
+    def write(grade: SubmissionGrade) -> None:  # as soon as it is graded; a row means its feedback is there
         letters.add(grade)
+        scores.add(grade)
 
     try:
         grades = grade_submissions(args.submissions, assignment=args.assignment,  # found as above
