@@ -211,6 +211,18 @@ def test_duplicate_names_are_reported_and_never_take_an_existing_name(tmp_path):
     assert not found[0].note and not found[2].note
 
 
+def test_a_duplicate_is_graded_and_told_so_in_its_feedback(tmp_path, monkeypatch):
+    root = tmp_path / "submissions"
+    _notebooks(root, "z")
+    (root / "z" / "second.ipynb").write_text("{}")
+    _stand_in(monkeypatch)
+    out = tmp_path / "scores.csv"
+    assert main(["grade", str(root), "--out", str(out)]) == 0
+    assert [row["student"] for row in _rows(out)] == ["z", "z-2"]
+    second = (tmp_path / "scores-feedback" / "z-2.txt").read_text(encoding="utf-8")
+    assert "has the name 'z'" in second and "second.ipynb" in second and "reported as 'z-2'" in second
+
+
 def test_names_are_nfc_normalised(tmp_path):
     root = tmp_path / "submissions"
     _notebooks(root, "Jos\u00e9", "Jose\u0301")  # the same name typed two ways
