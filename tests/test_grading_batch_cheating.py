@@ -238,3 +238,14 @@ def _crash_on_bob(path, **options):
     if options.get("student") == "bob":
         os._exit(3)  # as a segfault would
     return grade_submission(path, **options)
+
+
+def test_a_replaced_exchange_folder_costs_the_submission_not_the_grader(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    nb = solution()
+    nb.cells.insert(2, code(f"import os\nos.symlink({str(elsewhere)!r}, '../exchange')"))
+    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=60)
+    assert grade.status == "errors" and "exchange folder was replaced" in grade.error
+    assert grade.total == 0 and "tampered" in grade.results[0].message
+    assert list(elsewhere.iterdir()) == []

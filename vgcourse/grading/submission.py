@@ -226,7 +226,13 @@ def _grade_question(session: KernelSession, question: Question, grade: Submissio
                     timeout: float) -> bool:
     """Test the answer to ``question`` in the kernel, score it here, add the result; whether to go on."""
     cases = question.cases(torch.Generator().manual_seed(grade.seed + number))
-    folder = _exchange_folder(session)
+    try:
+        folder = _exchange_folder(session)
+    except OSError as error:  # the kernel replaced it with a symlink or a file: the submission's doing
+        grade.note("errors", f"testing {question.id}: the grader's exchange folder was replaced ({error.strerror})")
+        grade.results.append(_zero(question, "the answer could not be tested: the notebook tampered with "
+                                             "the grader's folder"))
+        return True
     try:
         # fresh random names: a file the kernel planted under a name it guessed is never used
         token = secrets.token_hex(8)
