@@ -162,6 +162,17 @@ def test_symlinks_and_odd_files_in_the_feedback_folder_are_refused(tmp_path, mon
     assert main(argv) == 0 and graded and victim.read_text() == "precious"
 
 
+def test_out_may_be_in_a_folder_reached_through_a_symlink(tmp_path, monkeypatch):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "real")  # e.g. a shared drive
+    _stand_in(monkeypatch)
+    assert main(["grade", *map(str, _notebooks(tmp_path / "s", "alice")),
+                 "--out", str(tmp_path / "results" / "scores.csv")]) == 0
+    assert _rows(tmp_path / "real" / "scores.csv")[0]["student"] == "alice"
+    assert (tmp_path / "real" / "scores-feedback" / "alice.txt").is_file()
+    assert (tmp_path / "real" / "scores-gradebook.csv").is_file()
+
+
 def test_write_scores_and_feedback_replace_a_symlink_instead_of_following_it(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -118,6 +118,8 @@ class ScoresFile:
             raise FileExistsError(f"{self.path} already exists; choose another --out or pass --overwrite")
         self.earlier = read_scores(self.path) if exists else []
         self.rows: list[dict[str, object]] = []
+        # the folder as it is now (the instructor's path may go through symlinks); writes go there only
+        self.folder = Path(os.path.realpath(self.path.parent))
 
     def add(self, grade: SubmissionGrade) -> None:
         """Add (or replace) ``grade``'s row and write the file."""
@@ -128,8 +130,8 @@ class ScoresFile:
 
     def write(self) -> Path:
         """Write every row so far into place (atomically); the path."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open_folder(self.path.parent) as folder:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open_folder(self.folder) as folder:
             replace_file(folder, self.path.name, _merged_csv(self.rows, self.earlier).encode("utf-8"))
         return self.path
 
@@ -217,6 +219,7 @@ class FeedbackFolder:
     def __init__(self, directory: str | Path, students: Sequence[str], *, overwrite: bool = False) -> None:
         self.directory = Path(directory)
         check_feedback_folder(self.directory)
+        self.folder = Path(os.path.realpath(self.directory))  # where it is now; writes go there only
         self.paths = dict(zip(students, feedback_paths(list(students), self.directory)))
         existing = [str(path) for path in self.paths.values() if os.path.lexists(path)]
         if existing and not overwrite:
@@ -229,8 +232,8 @@ class FeedbackFolder:
             taken = list(self.paths) + [grade.student]
             self.paths[grade.student] = feedback_paths(taken, self.directory)[-1]
         path = self.paths[grade.student]
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open_folder(self.directory) as folder:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open_folder(self.folder) as folder:
             replace_file(folder, path.name, feedback_text(grade).encode("utf-8"))
         return path
 

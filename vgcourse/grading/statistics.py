@@ -70,7 +70,7 @@ def open_report(path: Path, overwrite: bool, binary: bool = False) -> Iterator[I
     buffer = io.BytesIO() if binary else io.StringIO(newline="")
     yield buffer
     data = buffer.getvalue()
-    with open_folder(path.parent) as folder:
+    with open_folder(Path(os.path.realpath(path.parent))) as folder:
         try:
             replace_file(folder, path.name, data if binary else data.encode("utf-8"), overwrite=overwrite)
         except FileExistsError:
