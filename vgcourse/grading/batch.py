@@ -95,6 +95,7 @@ def grade_submissions(
     memory_limit_mb: int = 4096,
     progress: bool = True,
     jobs: int = 1,
+    sandboxed: bool = True,
 ) -> list[SubmissionGrade]:
     """Grade each notebook in ``paths`` in its own fresh kernel; the grades in the order given.
 
@@ -102,13 +103,15 @@ def grade_submissions(
     broken submission only affects its own grade. See :func:`grade_submission` for the limits.
     ``jobs`` submissions are graded at a time, each in a grader process of its own (one per
     core is the most that helps; ``benchmarks/grading_jobs.py`` measures it). ``progress``
-    shows a progress bar (``tqdm.auto``).
+    shows a progress bar (``tqdm.auto``). ``sandboxed`` runs each kernel in the sandbox
+    (:mod:`vgcourse.grading.sandbox`).
     """
     paths = check_submission_paths(paths)
     check_limits(cell_timeout, timeout, memory_limit_mb)
     jobs = check_jobs(jobs)
     assignment = None if assignment is None else normalize_assignment(assignment)
-    options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb)
+    options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb,
+                   sandboxed=sandboxed)
     students = student_names(paths)
     with tqdm(total=len(paths), desc="Grading", unit="notebook", disable=not progress) as bar:
         if jobs == 1:
