@@ -1,0 +1,165 @@
+"""vgcourse.grading.sandbox: what a hostile submission's kernel can no longer do.
+
+Each attack runs as a cell in a sandboxed :class:`KernelSession`; a cell raises ``Attack`` when
+the attack worked (as every one of them does in an unsandboxed kernel), so the cell must end
+"ok". Nothing here leaves the machine (no network is used) and every process is killed."""
+
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import vgcourse
+from vgcourse.grading import runner, sandbox
+from vgcourse.grading.runner import KernelSession, KernelStartError
+
+ATTACK = "class Attack(Exception): pass\n"
+
+
+def running(argument: str) -> list[int]:
+    """The live processes (zombies left out) that have ``argument`` on their command line."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if argument.encode() in (proc / "cmdline").read_bytes().split(b"\0") and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                found.append(int(proc.name))
+        except (OSError, IndexError):
+            pass
+    return found
+
+
+def session(folder: Path, seconds: float = 60, **kwargs) -> KernelSession:
+    return KernelSession(folder, cell_timeout=20, deadline=time.monotonic() + seconds, memory_limit_mb=1024,
+                         **kwargs)
+
+
+@pytest.fixture(scope="module")
+def other_submission(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("submissions") / "zoe.ipynb"
+    path.write_text('{"the answers": "of another student"}')
+    return path
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory, other_submission):
+    os.environ["VGCOURSE_TEST_SECRET"] = "grader-only"  # not on the allow-list
+    try:
+        with session(tmp_path_factory.mktemp("session")) as started:
+            yield started
+    finally:
+        del os.environ["VGCOURSE_TEST_SECRET"]
+
+
+def attempt(kernel: KernelSession, source: str) -> None:
+    run = kernel.run(ATTACK + source)
+    assert run.outcome == "ok", run.error
+
+
+def test_a_kernel_cannot_read_another_submission(kernel, other_submission):
+    attempt(kernel, f"try:\n    open({str(other_submission)!r}).read()\nexcept OSError:\n    pass\n"
+                    "else:\n    raise Attack('read another submission')\n")
+    attempt(kernel, f"import os\nif os.path.exists({str(other_submission.parent)!r}):\n"
+                    "    raise Attack('sees the submissions folder')\n")
+
+
+def test_a_kernel_cannot_see_the_grader_or_its_command_line(kernel):
+    attempt(kernel, f"try:\n    open('/proc/{os.getpid()}/cmdline').read()\nexcept OSError:\n    pass\n"
+                    "else:\n    raise Attack('read the grader command line')\n")
+    attempt(kernel, "import os\npids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+                    "if len(pids) > 3:\n    raise Attack(f'sees {len(pids)} processes')\n")
+    attempt(kernel, "import os\nif os.path.exists(os.path.expanduser('~root')) and os.listdir('/root'):\n"
+                    "    raise Attack('sees the home folder')\n")
+
+
+@pytest.mark.parametrize("folder", [Path(vgcourse.__file__).parent / "grading",
+                                    Path(sys.prefix) / "lib", Path(sys.base_prefix)],
+                         ids=["package", "venv", "interpreter"])
+def test_a_kernel_cannot_write_to_the_package_the_venv_or_the_interpreter(kernel, folder):
+    probe = folder / f"_sandbox_probe_{secrets.token_hex(4)}.pth"
+    try:
+        attempt(kernel, f"try:\n    open({str(probe)!r}, 'x').close()\nexcept OSError:\n    pass\n"
+                        "else:\n    raise Attack('wrote outside its session folder')\n")
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def test_a_kernel_can_write_only_its_session_folder_and_a_small_tmp(kernel, tmp_path):
+    attempt(kernel, f"try:\n    open({str(tmp_path / 'planted')!r}, 'x').close()\nexcept OSError:\n    pass\n"
+                    "else:\n    raise Attack('wrote outside its session folder')\n")
+    attempt(kernel, "open('here.txt', 'w').write('ok')\nopen('/tmp/scratch', 'w').write('ok')\n")
+    attempt(kernel, f"try:\n    open('/tmp/big', 'wb').write(bytes({2 * sandbox.TMP_BYTES}))\nexcept OSError:\n"
+                    "    pass\nelse:\n    raise Attack('filled /tmp past its size')\nfinally:\n"
+                    "    import os; os.remove('/tmp/big')\n")
+    assert (kernel.folder / "work" / "here.txt").read_text() == "ok"
+    assert not (tmp_path / "planted").exists()
+
+
+def test_a_kernel_has_no_network_but_loopback(kernel):
+    attempt(kernel, "import socket\nif [name for _, name in socket.if_nameindex()] != ['lo']:\n"
+                    "    raise Attack(f'network interfaces {socket.if_nameindex()}')\n")
+
+
+def test_only_allowed_environment_variables_reach_the_kernel(kernel):
+    attempt(kernel, "import os\nleaked = {'VGCOURSE_TEST_SECRET', 'JPY_PARENT_PID', 'PYTHONPATH'} & set(os.environ)\n"
+                    "if leaked:\n    raise Attack(f'environment {leaked}')\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the grader keeps its own uid in a user namespace when not root")
+def test_as_root_the_kernel_runs_as_an_unprivileged_uid_without_capabilities(kernel):
+    attempt(kernel, "import os\nstatus = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+                    f"if os.getuid() != {sandbox.KERNEL_UID} or int(status['CapEff'], 16) or "
+                    "int(status['CapBnd'], 16) or status['NoNewPrivs'].strip() != '1':\n"
+                    "    raise Attack(f'uid {os.getuid()}, {status[\"CapEff\"]}')\n")
+
+
+def test_no_process_of_a_submission_outlives_its_grading(tmp_path):
+    marker = f"{300 + secrets.randbelow(10**6) / 10**7:.7f}"
+    with session(tmp_path) as started:
+        run = started.run(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+                          "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execvp('sleep', ['sleep', "
+                          f"'{marker}'])\n")
+        assert run.outcome == "ok", run.error
+        deadline = time.monotonic() + 10
+        while len(running(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(running(marker)) == 2
+    deadline = time.monotonic() + 10
+    while running(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(marker)
+
+
+def test_the_watchdog_kills_the_kernel_when_the_grader_is_blocked(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "INTERRUPT_GRACE", 0.5)
+    monkeypatch.setattr(runner, "WATCHDOG_GRACE", 0.5)
+    marker = f"{300 + secrets.randbelow(10**6) / 10**7:.7f}"
+    with session(tmp_path, seconds=5) as started:
+        assert started.run(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)"
+                           ).outcome == "ok"
+        time.sleep(max(started.deadline - time.monotonic(), 0) + 3)  # the grader stuck, e.g. in an open()
+        assert not running(marker)
+        assert started.run("1").outcome in ("dead", "deadline")
+
+
+def test_without_bwrap_the_kernel_is_refused_with_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with pytest.raises(KernelStartError, match="apt-get install bubblewrap"):
+        session(tmp_path).__enter__()
+    with pytest.raises(FileNotFoundError, match="apt-get install bubblewrap"):
+        sandbox.sandboxed(["python"], tmp_path, cwd=tmp_path, env={})
+    assert "apt-get install bubblewrap" in sandbox.sandbox_problem()
+
+
+def test_the_sandbox_works_here():
+    assert sandbox.sandbox_problem() is None
+
+
+def test_the_kernel_command_is_the_venvs_python_and_no_kernel_json(tmp_path):
+    manager = runner._GradingKernelManager(folder=tmp_path / "kernel", cwd=tmp_path / "work", sandboxed=True,
+                                           kernel_name=runner.KERNEL_NAME)
+    assert manager.kernel_spec.argv[0] == sandbox.interpreter() and Path(sandbox.interpreter()).is_absolute()
+    assert manager.kernel_spec.interrupt_mode == "message" and manager.transport == "ipc"
