@@ -163,3 +163,19 @@ def test_the_kernel_command_is_the_venvs_python_and_no_kernel_json(tmp_path):
                                            kernel_name=runner.KERNEL_NAME)
     assert manager.kernel_spec.argv[0] == sandbox.interpreter() and Path(sandbox.interpreter()).is_absolute()
     assert manager.kernel_spec.interrupt_mode == "message" and manager.transport == "ipc"
+
+
+def test_grade_refuses_without_the_sandbox_unless_told_no_sandbox(tmp_path, monkeypatch, capsys):
+    from fixtures.grading_submissions import solution, write
+
+    from vgcourse.tools.cli import main
+
+    good = write(solution(), tmp_path / "submissions", "alice")
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    out = tmp_path / "scores.csv"
+    assert main(["grade", str(good), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot be sandboxed" in error and "apt-get install bubblewrap" in error and "--no-sandbox" in error
+    assert not out.exists()
+    assert main(["grade", str(good), "--out", str(out), "--no-sandbox"]) == 0
+    assert "1 ok" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from vgcourse.grading.grade import STATUSES, SubmissionGrade
 from vgcourse.grading.report import (
     feedback_paths, read_scores, report_paths, summary_line, write_feedback, write_scores,
 )
+from vgcourse.grading.sandbox import INSTALL_HINT, sandbox_problem
 from vgcourse.grading.statistics import (
     open_report, question_statistics, statistics_figure, write_gradebook, write_question_statistics,
 )
@@ -46,7 +47,10 @@ status (the CSV's error column gives the reason):
 
 Exit status: 0 when every submission was graded (whatever its score or status), 1 if the grader
 itself failed on one ('grader error'), 2 for bad arguments or outputs that already exist.
-Submissions run with your permissions: use a container or a separate user for untrusted ones.
+Each kernel runs in a bubblewrap sandbox (vgcourse.grading.sandbox): no network, no other
+submission, output or home folder in sight, nothing writable but its own session folder, and
+no process left once its submission is graded. Without bwrap the grader refuses to run; with
+--no-sandbox, submissions run with your permissions (use it only for code you trust).
 """
 
 
@@ -90,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="re-grade into an existing CSV: the students graded now get new rows and feedback "
                              "files; every other student's row stays")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run the kernels without the bubblewrap sandbox, with your permissions: "
+                             "only for submissions you trust")
 
 
 def _write_reports(grades: Sequence[SubmissionGrade], out: Path, overwrite: bool) -> dict[str, Path]:
@@ -123,12 +130,17 @@ def run_command(args: argparse.Namespace) -> int:
             shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
             raise ValueError(f"{shown} already exist{'s' if len(existing) == 1 else ''}; "
                              "nothing was graded. Choose another --out/--feedback or pass --overwrite")
+        if not args.no_sandbox and (problem := sandbox_problem()):
+            raise ValueError(f"the submissions' kernels cannot be sandboxed: {problem}; nothing was graded. "
+                             f"To grade untrusted notebooks, {INSTALL_HINT} and check with 'vgcourse doctor'; "
+                             "to run them with your own permissions anyway, pass --no-sandbox")
     except ValueError as error:
         print(f"vgcourse grade: error: {error}", file=sys.stderr)
         return 2
     try:
         grades = grade_submissions(paths, assignment=args.assignment, cell_timeout=args.cell_timeout,
-                                   timeout=args.timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs)
+                                   timeout=args.timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs,
+                                   sandboxed=not args.no_sandbox)
     except KeyboardInterrupt:
         print("vgcourse grade: interrupted; nothing was written", file=sys.stderr)
         return 130
