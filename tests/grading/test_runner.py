@@ -3,28 +3,13 @@ when called, the memory cap, exceptions, a kernel that ignores interrupts (and l
 process), and an oversized output. All graded in one batch with short limits."""
 
 import pytest
-from pathlib import Path
-
-from fixtures.grading_submissions import IDS, answer_index, code, solution, without_checks, write
+from fixtures.grading_submissions import IDS, answer_index, code, running, solution, without_checks, write
 
 from vgcourse.grading import runner
 from vgcourse.grading.batch import grade_submissions
 
 CELL_TIMEOUT = 3
 CHILD_SECONDS = "300.0314"  # marks the stuck kernel's child among the machine's processes
-
-
-def running(argument: str) -> list[int]:
-    """The live processes (zombies left out) that have ``argument`` on their command line."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if argument.encode() in (proc / "cmdline").read_bytes().split(b"\0") and \
-                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                found.append(int(proc.name))
-        except (OSError, IndexError):
-            pass
-    return found
 TRAINING = """\
 model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
 inputs = torch.randn(256, 8, generator=torch.Generator().manual_seed(0))

@@ -11,25 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.grading_submissions import running
 
 import vgcourse
 from vgcourse.grading import runner, sandbox
 from vgcourse.grading.runner import KernelSession, KernelStartError
 
 ATTACK = "class Attack(Exception): pass\n"
-
-
-def running(argument: str) -> list[int]:
-    """The live processes (zombies left out) that have ``argument`` on their command line."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if argument.encode() in (proc / "cmdline").read_bytes().split(b"\0") and \
-                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                found.append(int(proc.name))
-        except (OSError, IndexError):
-            pass
-    return found
 
 
 def session(folder: Path, seconds: float = 60, **kwargs) -> KernelSession:
@@ -69,6 +57,8 @@ def test_a_kernel_cannot_read_another_submission(kernel, other_submission):
 def test_a_kernel_cannot_see_the_grader_or_its_command_line(kernel):
     attempt(kernel, f"try:\n    open('/proc/{os.getpid()}/cmdline').read()\nexcept OSError:\n    pass\n"
                     "else:\n    raise Attack('read the grader command line')\n")
+    attempt(kernel, f"import os\ntry:\n    os.kill({os.getpid()}, 0)  # 0: only whether it could\n"
+                    "except OSError:\n    pass\nelse:\n    raise Attack('signalled the grader')\n")
     attempt(kernel, "import os\npids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
                     "if len(pids) > 3:\n    raise Attack(f'sees {len(pids)} processes')\n")
     attempt(kernel, "import os\nif os.path.exists(os.path.expanduser('~root')) and os.listdir('/root'):\n"

@@ -50,7 +50,7 @@ itself failed on one ('grader error'), 2 for bad arguments or outputs that alrea
 Each kernel runs in a bubblewrap sandbox (vgcourse.grading.sandbox): no network, no other
 submission, output or home folder in sight, nothing writable but its own session folder, and
 no process left once its submission is graded. Without bwrap the grader refuses to run; with
---no-sandbox, submissions run with your permissions (use it only for code you trust).
+--no-sandbox, submissions run with your permissions: only for code you trust, or in a container.
 """
 
 
