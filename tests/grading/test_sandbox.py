@@ -20,9 +20,9 @@ from vgcourse.grading.runner import KernelSession, KernelStartError
 ATTACK = "class Attack(Exception): pass\n"
 
 
-def session(folder: Path, seconds: float = 60, **kwargs) -> KernelSession:
-    return KernelSession(folder, cell_timeout=20, deadline=time.monotonic() + seconds, memory_limit_mb=1024,
-                         **kwargs)
+def session(folder: Path, seconds: float = 60, memory_limit_mb: int = 1024, **kwargs) -> KernelSession:
+    return KernelSession(folder, cell_timeout=20, deadline=time.monotonic() + seconds,
+                         memory_limit_mb=memory_limit_mb, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,41 @@ def test_grade_refuses_without_the_sandbox_unless_told_no_sandbox(tmp_path, monk
     assert not out.exists()
     assert main(["grade", str(good), "--out", str(out), "--no-sandbox"]) == 0
     assert "1 ok" in capsys.readouterr().out
+
+
+HOG = """\
+import subprocess, sys, time
+hog = ("import os, sys, time\\nblock = bytearray(150 * 2**20)\\nblock[::4096] = b'x' * len(block[::4096])\\n"
+       "open(f'held{sys.argv[1]}', 'w').close()\\ntime.sleep(30)\\n")
+children = [subprocess.Popen([sys.executable, '-c', hog, str(n)]) for n in range(3)]
+time.sleep(0.2)
+deadline = time.monotonic() + 15
+import os
+while time.monotonic() < deadline and sum(os.path.exists(f'held{n}') for n in range(3)) < 3 \\
+        and all(child.poll() is None for child in children):
+    time.sleep(0.1)
+held = sum(os.path.exists(f'held{n}') for n in range(3))
+for child in children:
+    child.kill()
+if held == 3:
+    raise Attack('three processes held 150 MB each')
+"""
+
+
+@pytest.mark.skipif(sandbox._own_cgroup("memory") is None, reason="no cgroup v1 memory controller here")
+def test_the_memory_limit_holds_for_the_whole_submission_not_per_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "CGROUP_BASE_MB", 100)  # a fresh kernel takes about 180 MB of it
+    with session(tmp_path, memory_limit_mb=200) as started:  # 300 MB in all
+        folders = started._km.cgroup.folders
+        assert folders
+        run = started.run(ATTACK + HOG)
+        assert run.outcome in ("ok", "dead"), run.error  # the OOM killer may pick the kernel itself
+    assert not any(folder.exists() for folder in folders)
+
+
+def test_a_fork_bomb_is_capped(kernel):
+    attempt(kernel, "import subprocess\nchildren = []\ntry:\n"
+                    "    for _ in range(300):\n        children.append(subprocess.Popen(['sleep', '30']))\n"
+                    "except OSError:\n    pass\nfinally:\n    for child in children:\n        child.kill()\n"
+                    f"if len(children) > {sandbox.MAX_PROCESSES}:\n"
+                    "    raise Attack(f'{len(children)} processes')\n")

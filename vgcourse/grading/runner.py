@@ -44,6 +44,11 @@ INTERRUPT_GRACE = 10.0
 MAX_MESSAGE_BYTES = 256 * 2**20
 """Largest message accepted from a kernel; a bigger one (a gigantic print) breaks the connection."""
 
+CGROUP_BASE_MB = 1024
+"""Memory a submission's processes may use together beyond its ``memory_limit_mb``, where a
+cgroup can hold them all (:class:`~vgcourse.grading.sandbox.SubmissionCgroup`): a fresh kernel
+with torch and the grader's code, plus its private ``/tmp``."""
+
 WATCHDOG_GRACE = 15.0
 """Seconds past the overall deadline (plus :data:`INTERRUPT_GRACE`) after which the kernel is
 killed whatever the grader is doing."""
@@ -112,11 +117,12 @@ class _GradingKernelManager(AsyncKernelManager):
     environment's ipykernel (never a kernel.json from disk, which a submission could rewrite),
     sandboxed when ``sandboxed``, interrupts by message, and remembers whether nbclient interrupted a cell."""
 
-    def __init__(self, *, folder: Path, cwd: Path, sandboxed: bool, **kwargs: Any) -> None:
+    def __init__(self, *, folder: Path, cwd: Path, sandboxed: bool, cgroup: sandbox.SubmissionCgroup | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(transport="ipc", connection_file=str(folder / "connection.json"), **kwargs)
         self.client_factory = _SizeLimitedClient
         self.interrupted = False
-        self._folder, self._cwd, self._sandboxed = folder, cwd, sandboxed
+        self._folder, self._cwd, self._sandboxed, self.cgroup = folder, cwd, sandboxed, cgroup
         # a signal would go to the process group, which in the sandbox is bwrap's, not the kernel's
         self._kernel_spec = KernelSpec(argv=[sandbox.interpreter(), "-m", "ipykernel_launcher", "-f",
                                              "{connection_file}"], display_name="Python 3", language="python",
@@ -124,10 +130,10 @@ class _GradingKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
-        if not self._sandboxed:
-            return command
-        env = {"IPYTHONDIR": str(self._folder.parent / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
-        return sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env)
+        if self._sandboxed:
+            env = {"IPYTHONDIR": str(self._folder.parent / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
+            command = sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env)
+        return self.cgroup.command(command) if self.cgroup is not None else command
 
     def write_connection_file(self, **kwargs: Any) -> None:
         super().write_connection_file(**kwargs)
@@ -210,6 +216,9 @@ class KernelSession:
         # exercises are sized for a laptop CPU anyway.
         env = {**os.environ, "IPYTHONDIR": str(self.folder / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
         env.pop("JPY_PARENT_PID", None)  # in the sandbox the kernel's parent is PID 1, and ipykernel would exit
+        if self.sandboxed:
+            self._km.cgroup = sandbox.SubmissionCgroup(
+                memory_bytes=(self.memory_limit_mb + CGROUP_BASE_MB) * 2**20)
         self._setup = self._client.setup_kernel(cwd=str(self.folder / "work"), env=env,
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -253,6 +262,9 @@ class KernelSession:
             self._setup = None
             self._kill()  # the kernel may have died and left children behind
             self._pgid = None
+            if self._km.cgroup is not None:
+                self._km.cgroup.close()
+                self._km.cgroup = None
 
     def run(self, source: str, *, timeout: float | None = None, history: bool = True) -> CellRun:
         """Run ``source`` as one cell; how it ended, never an exception from the cell.

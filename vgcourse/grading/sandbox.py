@@ -8,15 +8,20 @@ can write only to its session folder and a small private ``/tmp``, starts with a
 environment variables, and dies with the grader. Run as root, the kernel also drops to the
 unprivileged uid :data:`KERNEL_UID` with no capabilities and no-new-privileges (``setpriv``),
 where :data:`MAX_PROCESSES` caps its processes; run as another user, it keeps that user's uid
-in a user namespace of its own.
+in a user namespace of its own. Where the grader may create cgroups (v1), a
+:class:`SubmissionCgroup` caps the memory and processes of the whole submission as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -125,6 +130,70 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
     else:  # an unprivileged user: a user namespace of its own, mapped to that user
         command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
     return command + list(argv)
+
+
+class SubmissionCgroup:
+    """Limits for all of a submission's processes together: a cgroup (v1 ``memory`` and ``pids``
+    controllers) of its own, where the machine lets the grader create one; else nothing.
+
+    :meth:`command` prefixes a command line so that it joins the cgroup before it starts, so
+    every process it forks is counted; :meth:`close` kills whatever is left and removes it.
+    """
+
+    def __init__(self, *, memory_bytes: int, max_processes: int = MAX_PROCESSES) -> None:
+        self.folders: list[Path] = []
+        name = f"vgcourse-{os.getpid()}-{secrets.token_hex(4)}"
+        limits = {"memory": {"memory.limit_in_bytes": memory_bytes}, "pids": {"pids.max": max_processes}}
+        for controller, files in limits.items():
+            folder = _own_cgroup(controller)
+            if folder is None:
+                continue
+            try:
+                (folder / name).mkdir()
+                self.folders.append(folder / name)
+                for file, value in files.items():
+                    (folder / name / file).write_text(str(value))
+            except OSError:  # not allowed here: the per-process limits still hold
+                continue
+            if controller == "memory":
+                with contextlib.suppress(OSError):  # swap too, where the kernel accounts it
+                    (folder / name / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run from a shell that first moves itself into the cgroup."""
+        if not self.folders:
+            return list(argv)
+        joins = " && ".join(f'echo $$ > "{folder}/cgroup.procs"' for folder in self.folders)
+        return ["/bin/sh", "-c", f'{joins} && exec "$0" "$@"', *argv]
+
+    def close(self) -> None:
+        """Kill every process left in the cgroup and remove it."""
+        for folder in self.folders:
+            for _ in range(50):
+                try:
+                    pids = (folder / "cgroup.procs").read_text().split()
+                    for pid in pids:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+                    folder.rmdir()
+                    break
+                except OSError:  # still busy: the killed processes are exiting
+                    time.sleep(0.05)
+        self.folders = []
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """Where this process's cgroup of a v1 ``controller`` is, if that hierarchy is mounted."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            folder = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+            return folder if (folder / "cgroup.procs").exists() else None
+    return None
 
 
 def give_to_kernel(path: Path) -> None:
