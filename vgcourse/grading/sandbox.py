@@ -124,8 +124,9 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
     for name, value in {**{n: os.environ[n] for n in ENVIRONMENT if n in os.environ}, **env}.items():
         command += ["--setenv", name, value]
     if os.geteuid() == 0:
-        command += ["--", "prlimit", f"--nproc={MAX_PROCESSES}",
-                    "setpriv", f"--reuid={KERNEL_UID}", f"--regid={KERNEL_UID}", "--clear-groups",
+        # util-linux's, found here: not through the PATH inside, which starts with the venv's bin
+        command += ["--", shutil.which("prlimit") or "prlimit", f"--nproc={MAX_PROCESSES}",
+                    shutil.which("setpriv") or "setpriv", f"--reuid={KERNEL_UID}", f"--regid={KERNEL_UID}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     else:  # an unprivileged user: a user namespace of its own, mapped to that user
         command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
