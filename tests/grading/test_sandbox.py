@@ -80,11 +80,14 @@ def test_a_kernel_cannot_write_to_the_package_the_venv_or_the_interpreter(kernel
 def test_a_kernel_can_write_only_its_session_folder_and_a_small_tmp(kernel, tmp_path):
     attempt(kernel, f"try:\n    open({str(tmp_path / 'planted')!r}, 'x').close()\nexcept OSError:\n    pass\n"
                     "else:\n    raise Attack('wrote outside its session folder')\n")
-    attempt(kernel, "open('here.txt', 'w').write('ok')\nopen('/tmp/scratch', 'w').write('ok')\n")
-    attempt(kernel, f"try:\n    open('/tmp/big', 'wb').write(bytes({2 * sandbox.TMP_BYTES}))\nexcept OSError:\n"
-                    "    pass\nelse:\n    raise Attack('filled /tmp past its size')\nfinally:\n"
-                    "    import os; os.remove('/tmp/big')\n")
-    assert (kernel.folder / "work" / "here.txt").read_text() == "ok"
+    attempt(kernel, "open('here.txt', 'w').write('ok')\nopen('/tmp/scratch', 'w').write('ok')\n"
+                    f"open({str(kernel.folder / 'exchange' / 'out')!r}, 'w').write('ok')\n")
+    for big, size in (("/tmp/big", sandbox.TMP_BYTES), ("big", sandbox.SCRATCH_BYTES)):
+        attempt(kernel, f"try:\n    open({big!r}, 'wb').write(bytes({size + 2**20}))\nexcept OSError:\n"
+                        f"    pass\nelse:\n    raise Attack('wrote past the size limit')\nfinally:\n"
+                        f"    import os; os.remove({big!r})\n")
+    assert (kernel.folder / "exchange" / "out").read_text() == "ok"
+    assert not (kernel.folder / "work" / "here.txt").exists()  # the working folder lives in the sandbox
     assert not (tmp_path / "planted").exists()
 
 
@@ -207,3 +210,10 @@ def test_a_fork_bomb_is_capped(kernel):
                     "except OSError:\n    pass\nfinally:\n    for child in children:\n        child.kill()\n"
                     f"if len(children) > {sandbox.MAX_PROCESSES}:\n"
                     "    raise Attack(f'{len(children)} processes')\n")
+
+
+def test_a_grader_that_is_not_root_sandboxes_in_a_user_namespace(monkeypatch):
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    command = sandbox.sandboxed(["python"], Path("/tmp/s"), cwd=Path("/tmp/s/work"), env={})
+    assert "--unshare-user" in command and not any("setpriv" in arg for arg in command)
+    assert sandbox.sandbox_problem() is None  # the same sandbox, run with a user namespace

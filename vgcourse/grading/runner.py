@@ -132,7 +132,8 @@ class _GradingKernelManager(AsyncKernelManager):
         command = super().format_kernel_cmd(extra_arguments)
         if self._sandboxed:
             env = {"IPYTHONDIR": str(self._folder.parent / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
-            command = sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env)
+            command = sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env,
+                                        scratch=[self._cwd, self._folder.parent / "ipython"])
         return self.cgroup.command(command) if self.cgroup is not None else command
 
     def write_connection_file(self, **kwargs: Any) -> None:

@@ -37,6 +37,10 @@ thread pools need a few dozen, a fork bomb needs more."""
 TMP_BYTES = 64 * 2**20
 """Size of the kernel's private ``/tmp`` (and ``/dev/shm``), in memory."""
 
+SCRATCH_BYTES = 512 * 2**20
+"""Size of each of the session's folders the grader never reads (the kernel's working folder,
+its IPython folder): in-memory file systems that vanish with the sandbox."""
+
 ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                "OPENBLAS_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MPLBACKEND")
 """Variables passed from the grader's environment to the kernel when set; all others are dropped."""
@@ -85,7 +89,7 @@ def _parents(path: Path, made: set[str]) -> list[str]:
 
 
 def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, str],
-              bwrap: str | None = None) -> list[str]:
+              scratch: Sequence[Path] = (), bwrap: str | None = None) -> list[str]:
     """``argv`` wrapped in a ``bwrap`` command line that runs it sandboxed (see the module's docstring).
 
     Args:
@@ -94,6 +98,8 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
             connection file and the sockets in it keep their names); its parents are left out.
         cwd: the kernel's working folder, inside ``session``.
         env: variables to set in the kernel, on top of the allowed ones of :data:`ENVIRONMENT`.
+        scratch: existing folders inside ``session`` that become private in-memory file systems
+            of :data:`SCRATCH_BYTES` each (the grader sees them empty).
         bwrap: the ``bwrap`` executable; default :func:`bwrap_path`.
 
     Raises:
@@ -118,7 +124,10 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
         command += _parents(Path(path), made) + ["--ro-bind-try", path, path]
     for folder in readable_folders():
         command += _parents(folder, made) + ["--ro-bind", str(folder), str(folder)]
-    command += _parents(session, made) + ["--bind", str(session), str(session), "--chdir", str(cwd)]
+    command += _parents(session, made) + ["--bind", str(session), str(session)]
+    for folder in scratch:
+        command += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", str(Path(folder).resolve())]
+    command += ["--chdir", str(cwd)]
     command += ["--clearenv", "--setenv", "PATH", f"{Path(sys.prefix).resolve()}/bin:/usr/bin:/bin",
                 "--setenv", "HOME", str(cwd)]
     for name, value in {**{n: os.environ[n] for n in ENVIRONMENT if n in os.environ}, **env}.items():
