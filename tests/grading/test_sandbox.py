@@ -124,6 +124,20 @@ def test_no_process_of_a_submission_outlives_its_grading(tmp_path):
     while running(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(marker)
+    assert not zombie_children()  # the kernel's process was reaped, not left for the end of the batch
+
+
+def zombie_children() -> list[int]:
+    """This process's children that exited and were not waited for."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state, parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state == "Z" and int(parent) == os.getpid():
+            found.append(int(proc.name))
+    return found
 
 
 def test_the_watchdog_kills_the_kernel_when_the_grader_is_blocked(tmp_path, monkeypatch):

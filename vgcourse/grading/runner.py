@@ -200,6 +200,7 @@ class KernelSession:
         self._setup = None
         self._pgid: int | None = None
         self._watchdog: threading.Timer | None = None
+        self._process: subprocess.Popen | None = None
 
     def _keep_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
         self._reply = execute_reply
@@ -227,6 +228,7 @@ class KernelSession:
         except Exception as error:
             raise KernelStartError(f"the kernel did not start ({type(error).__name__}: {error})") from error
         self._pgid = getattr(getattr(self._client.km, "provisioner", None), "pgid", None)
+        self._process = getattr(getattr(self._client.km, "provisioner", None), "process", None)
         self._watchdog = threading.Timer(max(self.deadline - time.monotonic(), 0.0) + INTERRUPT_GRACE
                                          + WATCHDOG_GRACE, self._kill)
         self._watchdog.daemon = True
@@ -263,6 +265,12 @@ class KernelSession:
             self._setup = None
             self._kill()  # the kernel may have died and left children behind
             self._pgid = None
+            if self._process is not None:  # reap it: a batch would otherwise pile up zombies
+                try:
+                    self._process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+                self._process = None
             if self._km.cgroup is not None:
                 self._km.cgroup.close()
                 self._km.cgroup = None
