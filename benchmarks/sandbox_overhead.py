@@ -8,8 +8,9 @@ solution with :func:`~vgcourse.grading.submission.grade_submission`.
     python benchmarks/sandbox_overhead.py [--runs 5]
 
 Measured 2026-12-02 on the 2-core machine (shared with another engineer's tests), 5 runs each,
-medians: start 1.78 s sandboxed, 1.86 s not (0.96x); grading exercise 01's solution 2.07 s
-sandboxed, 2.14 s not (0.97x): the sandbox costs nothing measurable.
+medians, two runs: start 1.78 / 1.73 s sandboxed, 1.86 / 1.62 s not (0.96x / 1.07x); grading
+exercise 01's solution 2.07 / 1.79 s sandboxed, 2.14 / 1.75 s not (0.97x / 1.02x): within the
+noise of a shared machine, and well inside the issue's 1.2x.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 :class:`KernelSession` starts a ``python3`` kernel of this environment (via ``nbclient``) in a
 folder of the grader's choosing — in a sandbox (:mod:`vgcourse.grading.sandbox`) unless told
 otherwise — caps its memory, and runs cells one at a time under a per-cell timeout and an
-overall deadline, which a watchdog enforces by killing the kernel even when the grader is blocked. Whatever a cell does — loop forever, raise, exhaust memory,
-kill its own process — the session reports it as a :class:`CellRun` instead of raising, so the
-caller can grade what is left and move on to the next submission.
+overall deadline, which a watchdog enforces by killing the kernel even when the grader is
+blocked. Whatever a cell does — loop forever, raise, exhaust memory, kill its own process —
+the session reports it as a :class:`CellRun` instead of raising, so the caller can grade what
+is left and move on to the next submission.
 
 Nothing the kernel sends back is trusted: outputs are discarded (only the reply's status and
 error name are read), and messages over :data:`MAX_MESSAGE_BYTES` are refused by the sockets.
@@ -163,7 +164,8 @@ class KernelSession:
 
     Args:
         folder: a fresh, empty directory for this session. The kernel runs in ``folder/work``
-            with its own IPython directory ``folder/ipython`` (no profile or startup files);
+            with its own IPython directory ``folder/ipython`` (no profile or startup files;
+            in the sandbox both are in memory and the grader sees them empty);
             ``folder/exchange`` is for the files it trades with the grader, ``folder/kernel``
             for its connection file and sockets.
         cell_timeout: seconds one cell may run before it is interrupted.
