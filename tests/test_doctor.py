@@ -37,6 +37,8 @@ def fake(tmp_path, monkeypatch):
     chromium.write_text("#!/bin/sh\n")
     chromium.chmod(0o755)
     monkeypatch.setenv("VGCOURSE_CHROMIUM", str(chromium))
+    monkeypatch.setattr(doctor, "sandbox_problem", lambda: None)
+    monkeypatch.setattr(doctor, "bwrap_path", lambda: "/usr/bin/bwrap")
     monkeypatch.chdir(tmp_path)  # no .venv here
     return env
 
@@ -121,6 +123,20 @@ def test_chromium_is_optional(fake, monkeypatch, capsys):
     assert main(["doctor"]) == 0                       # learners do not need it
     out = capsys.readouterr().out
     assert "opt  chromium" in out and "only the browser test needs it" in out
+
+
+def test_the_sandbox_is_optional_and_a_failure_says_how_to_install_it(fake, monkeypatch, capsys):
+    assert checks_by_name()["sandbox"].ok
+    monkeypatch.setattr(doctor, "sandbox_problem", lambda: "bwrap not found: install bubblewrap (apt-get)")
+    assert main(["doctor"]) == 0                       # learners do not need it; graders do
+    out = capsys.readouterr().out
+    assert "opt  sandbox" in out and "install bubblewrap" in out and "vgcourse grade" in out
+
+
+def test_the_sandbox_check_runs_the_real_sandbox_here():
+    from vgcourse.grading.sandbox import sandbox_problem
+
+    assert doctor.sandbox_problem is sandbox_problem and sandbox_problem() is None
 
 
 def test_outside_the_course_venv_the_doctor_points_at_it(fake, tmp_path, monkeypatch, capsys):

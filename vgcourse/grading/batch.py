@@ -147,6 +147,7 @@ def grade_submissions(
     progress: bool = True,
     jobs: int = 1,
     on_graded: Callable[[SubmissionGrade], None] | None = None,
+    sandboxed: bool = True,
 ) -> list[SubmissionGrade]:
     """Grade each notebook in ``paths`` in its own fresh kernel; the grades in the order given.
 
@@ -156,13 +157,15 @@ def grade_submissions(
     core is the most that helps; ``benchmarks/grading_jobs.py`` measures it). ``progress``
     shows a progress bar (``tqdm.auto``). ``on_graded(grade)`` is called as each submission is
     graded (in the order they finish), so its row can be written at once
-    (:class:`~vgcourse.grading.report.ScoresFile`).
+    (:class:`~vgcourse.grading.report.ScoresFile`). ``sandboxed`` runs each kernel in the sandbox
+    (:mod:`vgcourse.grading.sandbox`).
     """
     submissions = find_submissions(paths)
     check_limits(cell_timeout, timeout, memory_limit_mb)
     jobs = check_jobs(jobs)
     assignment = None if assignment is None else normalize_assignment(assignment)
-    options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb)
+    options = dict(assignment=assignment, cell_timeout=cell_timeout, timeout=timeout, memory_limit_mb=memory_limit_mb,
+                   sandboxed=sandboxed)
     paths, students = [s.path for s in submissions], [s.student for s in submissions]
     notes = {s.student: s.note for s in submissions if s.note}
     remove_stale_folders()  # left by a grader that was killed (SIGKILL cannot be cleaned up after)

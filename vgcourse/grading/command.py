@@ -11,6 +11,7 @@ from typing import Sequence
 from vgcourse.grading.batch import find_submissions, grade_submissions
 from vgcourse.grading.grade import STATUSES, SubmissionGrade
 from vgcourse.grading.report import FeedbackFolder, ScoresFile, check_outputs, report_paths, summary_line
+from vgcourse.grading.sandbox import INSTALL_HINT, sandbox_problem
 from vgcourse.grading.statistics import (
     open_report, question_statistics, statistics_figure, write_gradebook, write_question_statistics,
 )
@@ -49,7 +50,10 @@ status (the CSV's error column gives the reason):
 
 Exit status: 0 when every submission was graded (whatever its score or status), 1 if the grader
 itself failed on one ('grader error'), 2 for bad arguments or outputs that already exist.
-Submissions run with your permissions: use a container or a separate user for untrusted ones.
+Each kernel runs in a bubblewrap sandbox (vgcourse.grading.sandbox): no network, no other
+submission, output or home folder in sight, nothing writable but its own session folder, and
+no process left once its submission is graded. Without bwrap the grader refuses to run; with
+--no-sandbox, submissions run with your permissions: only for code you trust, or in a container.
 """
 
 
@@ -93,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="re-grade into an existing CSV: the students graded now get new rows and feedback "
                              "files; every other student's row stays")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run the kernels without the bubblewrap sandbox, with your permissions: "
+                             "only for submissions you trust")
 
 
 def _write_reports(grades: Sequence[SubmissionGrade], out: Path, overwrite: bool) -> dict[str, Path]:
@@ -115,6 +122,10 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         submissions = find_submissions(args.submissions)
         students = [submission.student for submission in submissions]
+        if not args.no_sandbox and (problem := sandbox_problem()):
+            raise ValueError(f"the submissions' kernels cannot be sandboxed: {problem}; nothing was graded. "
+                             f"To grade untrusted notebooks, {INSTALL_HINT} and check with 'vgcourse doctor'; "
+                             "to run them with your own permissions anyway, pass --no-sandbox")
         check_outputs(args.out, feedback, students, overwrite=args.overwrite)  # before anything is graded
         scores = ScoresFile(args.out, overwrite=args.overwrite, students=students)
         letters = FeedbackFolder(feedback, students, overwrite=args.overwrite)
@@ -129,7 +140,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         grades = grade_submissions(args.submissions, assignment=args.assignment,  # found as above
                                    cell_timeout=args.cell_timeout, timeout=args.timeout,
-                                   memory_limit_mb=args.memory_limit, jobs=args.jobs, on_graded=write)
+                                   memory_limit_mb=args.memory_limit, jobs=args.jobs, on_graded=write,
+                                   sandboxed=not args.no_sandbox)
     except KeyboardInterrupt:
         print(f"vgcourse grade: interrupted; the submissions graded so far are in {args.out}", file=sys.stderr)
         return 130

@@ -1,10 +1,12 @@
 """A fresh, limited Jupyter kernel that runs one submission's cells for the batch grader.
 
 :class:`KernelSession` starts a ``python3`` kernel of this environment (via ``nbclient``) in a
-folder of the grader's choosing, caps its memory, and runs cells one at a time under a per-cell
-timeout and an overall deadline. Whatever a cell does — loop forever, raise, exhaust memory,
-kill its own process — the session reports it as a :class:`CellRun` instead of raising, so the
-caller can grade what is left and move on to the next submission.
+folder of the grader's choosing — in a sandbox (:mod:`vgcourse.grading.sandbox`) unless told
+otherwise — caps its memory, and runs cells one at a time under a per-cell timeout and an
+overall deadline, which a watchdog enforces by killing the kernel even when the grader is
+blocked. Whatever a cell does — loop forever, raise, exhaust memory, kill its own process —
+the session reports it as a :class:`CellRun` instead of raising, so the caller can grade what
+is left and move on to the next submission.
 
 Nothing the kernel sends back is trusted: outputs are discarded (only the reply's status and
 error name are read), and messages over :data:`MAX_MESSAGE_BYTES` are refused by the sockets.
@@ -17,6 +19,7 @@ import math
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +30,11 @@ import zmq
 import zmq.asyncio
 from jupyter_client import AsyncKernelManager
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.kernelspec import KernelSpec
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from vgcourse.grading import sandbox
 
 KERNEL_NAME = "python3"
 """The kernel every submission runs in, whatever kernel its metadata names."""
@@ -38,6 +44,15 @@ INTERRUPT_GRACE = 10.0
 
 MAX_MESSAGE_BYTES = 256 * 2**20
 """Largest message accepted from a kernel; a bigger one (a gigantic print) breaks the connection."""
+
+CGROUP_BASE_MB = 1024
+"""Memory a submission's processes may use together beyond its ``memory_limit_mb``, where a
+cgroup can hold them all (:class:`~vgcourse.grading.sandbox.SubmissionCgroup`): a fresh kernel
+with torch and the grader's code, plus its private ``/tmp``."""
+
+WATCHDOG_GRACE = 15.0
+"""Seconds past the overall deadline (plus :data:`INTERRUPT_GRACE`) after which the kernel is
+killed whatever the grader is doing."""
 
 _LOG = logging.getLogger("vgcourse.grading.runner")
 _LOG.addHandler(logging.NullHandler())
@@ -99,12 +114,33 @@ class _SizeLimitedClient(AsyncKernelClient):
 
 
 class _GradingKernelManager(AsyncKernelManager):
-    """Connects with :class:`_SizeLimitedClient` and remembers whether nbclient interrupted a cell."""
+    """Connects with :class:`_SizeLimitedClient` over Unix sockets in ``folder``, starts this
+    environment's ipykernel (never a kernel.json from disk, which a submission could rewrite),
+    sandboxed when ``sandboxed``, interrupts by message, and remembers whether nbclient interrupted a cell."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, folder: Path, cwd: Path, sandboxed: bool, cgroup: sandbox.SubmissionCgroup | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(transport="ipc", connection_file=str(folder / "connection.json"), **kwargs)
         self.client_factory = _SizeLimitedClient
         self.interrupted = False
+        self._folder, self._cwd, self._sandboxed, self.cgroup = folder, cwd, sandboxed, cgroup
+        # a signal would go to the process group, which in the sandbox is bwrap's, not the kernel's
+        self._kernel_spec = KernelSpec(argv=[sandbox.interpreter(), "-m", "ipykernel_launcher", "-f",
+                                             "{connection_file}"], display_name="Python 3", language="python",
+                                       interrupt_mode="message")
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        if self._sandboxed:
+            env = {"IPYTHONDIR": str(self._folder.parent / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
+            command = sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env,
+                                        scratch=[self._cwd, self._folder.parent / "ipython"])
+        return self.cgroup.command(command) if self.cgroup is not None else command
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        if self._sandboxed:
+            sandbox.give_to_kernel(Path(self.connection_file))
 
     async def interrupt_kernel(self) -> None:
         self.interrupted = True  # nbclient interrupts only when a cell runs past its timeout
@@ -128,26 +164,36 @@ class KernelSession:
 
     Args:
         folder: a fresh, empty directory for this session. The kernel runs in ``folder/work``
-            with its own IPython directory ``folder/ipython`` (no profile or startup files).
+            with its own IPython directory ``folder/ipython`` (no profile or startup files;
+            in the sandbox both are in memory and the grader sees them empty);
+            ``folder/exchange`` is for the files it trades with the grader, ``folder/kernel``
+            for its connection file and sockets.
         cell_timeout: seconds one cell may run before it is interrupted.
-        deadline: ``time.monotonic()`` value after which nothing more runs.
+        deadline: ``time.monotonic()`` value after which nothing more runs; the kernel is killed
+            :data:`INTERRUPT_GRACE` + :data:`WATCHDOG_GRACE` seconds after it.
         memory_limit_mb: address space the kernel may add after the grader's setup
             (Linux only; elsewhere there is no cap).
+        sandboxed: run the kernel in the sandbox of :mod:`vgcourse.grading.sandbox` (needs bwrap);
+            without it, the kernel can do anything the grader's user can.
 
     Raises (on entering):
         KernelStartError: if the kernel cannot be started or the setup cell fails.
     """
 
-    def __init__(self, folder: Path, *, cell_timeout: float, deadline: float, memory_limit_mb: int) -> None:
+    def __init__(self, folder: Path, *, cell_timeout: float, deadline: float, memory_limit_mb: int,
+                 sandboxed: bool = True) -> None:
         self.folder = Path(folder)
         self.cell_timeout = cell_timeout
         self.deadline = deadline
         self.memory_limit_mb = memory_limit_mb
+        self.sandboxed = sandboxed
         self.broken: CellRun | None = None  # set once the kernel is stuck, lost or dead
         self._nb = nbformat.v4.new_notebook()
         self._reply: dict[str, Any] | None = None
+        self._km = _GradingKernelManager(folder=self.folder / "kernel", cwd=self.folder / "work",
+                                         sandboxed=sandboxed, kernel_name=KERNEL_NAME)
         self._client = _GradingClient(
-            self._nb, kernel_name=KERNEL_NAME, kernel_manager_class=_GradingKernelManager,
+            self._nb, km=self._km, kernel_name=KERNEL_NAME,
             allow_errors=True, interrupt_on_timeout=True, raise_on_iopub_timeout=True,
             iopub_timeout=math.ceil(INTERRUPT_GRACE), shutdown_kernel="immediate", log=_LOG,
             error_on_timeout={"ename": "CellTimeout", "evalue": "", "traceback": []},  # don't wait for the reply
@@ -155,23 +201,40 @@ class KernelSession:
         )
         self._setup = None
         self._pgid: int | None = None
+        self._watchdog: threading.Timer | None = None
+        self._process: subprocess.Popen | None = None
 
     def _keep_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
         self._reply = execute_reply
 
     def __enter__(self) -> KernelSession:
-        work = self.folder / "work"
-        work.mkdir(parents=True, exist_ok=True)
+        if self.sandboxed and sandbox.bwrap_path() is None:
+            raise KernelStartError(f"no sandbox for the kernel: {sandbox.INSTALL_HINT}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o755)  # the kernel's uid must reach its folders, not create others here
+        for name in ("work", "ipython", "exchange", "kernel"):
+            (self.folder / name).mkdir(exist_ok=True)
+            if self.sandboxed:
+                sandbox.give_to_kernel(self.folder / name)
         # No GPU: CUDA reserves far more address space than the memory cap allows, and the
         # exercises are sized for a laptop CPU anyway.
         env = {**os.environ, "IPYTHONDIR": str(self.folder / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
-        self._setup = self._client.setup_kernel(cwd=str(work), env=env,
+        env.pop("JPY_PARENT_PID", None)  # in the sandbox the kernel's parent is PID 1, and ipykernel would exit
+        if self.sandboxed:
+            self._km.cgroup = sandbox.SubmissionCgroup(
+                memory_bytes=(self.memory_limit_mb + CGROUP_BASE_MB) * 2**20)
+        self._setup = self._client.setup_kernel(cwd=str(self.folder / "work"), env=env,
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._setup.__enter__()
         except Exception as error:
             raise KernelStartError(f"the kernel did not start ({type(error).__name__}: {error})") from error
         self._pgid = getattr(getattr(self._client.km, "provisioner", None), "pgid", None)
+        self._process = getattr(getattr(self._client.km, "provisioner", None), "process", None)
+        self._watchdog = threading.Timer(max(self.deadline - time.monotonic(), 0.0) + INTERRUPT_GRACE
+                                         + WATCHDOG_GRACE, self._kill)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         try:
             setup = self.run(_PREAMBLE.format(extra_mb=int(self.memory_limit_mb)),
                              timeout=max(self.deadline - time.monotonic(), 0.0), history=False)
@@ -184,18 +247,35 @@ class KernelSession:
             raise
         return self
 
+    def _kill(self) -> None:
+        """SIGKILL the kernel's process group: in the sandbox, bwrap, and with it every process
+        in the sandbox's PID namespace, ``setsid`` ones included."""
+        if self._pgid is not None:
+            try:
+                os.killpg(self._pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def __exit__(self, *exc_info: Any) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
             if self._setup is not None:
                 self._setup.__exit__(None, None, None)  # kills the kernel's process group if it is alive
         finally:
             self._setup = None
-            if self._pgid is not None:  # the kernel may have died and left children behind
+            self._kill()  # the kernel may have died and left children behind
+            self._pgid = None
+            if self._process is not None:  # reap it: a batch would otherwise pile up zombies
                 try:
-                    os.killpg(self._pgid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
+                    self._process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
                     pass
-                self._pgid = None
+                self._process = None
+            if self._km.cgroup is not None:
+                self._km.cgroup.close()
+                self._km.cgroup = None
 
     def run(self, source: str, *, timeout: float | None = None, history: bool = True) -> CellRun:
         """Run ``source`` as one cell; how it ended, never an exception from the cell.

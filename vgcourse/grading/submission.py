@@ -83,6 +83,7 @@ def grade_submission(
     memory_limit_mb: int = 4096,
     seed: int | None = None,
     student: str | None = None,
+    sandboxed: bool = True,
 ) -> SubmissionGrade:
     """Run the notebook at ``path`` in a fresh kernel and grade it; never raises for a bad submission.
 
@@ -95,6 +96,7 @@ def grade_submission(
         memory_limit_mb: address space the kernel may use beyond a fresh kernel with torch (Linux).
         seed: seed of the random test cases; default a fresh random one.
         student: name to report; default :func:`student_name` of ``path``.
+        sandboxed: run the kernel in the sandbox (:class:`~vgcourse.grading.runner.KernelSession`).
 
     Returns:
         a :class:`SubmissionGrade` whose ``status`` is a key of :data:`~vgcourse.grading.grade.STATUSES`.
@@ -112,7 +114,7 @@ def grade_submission(
         with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-",
                                          ignore_cleanup_errors=True) as folder:
             session = KernelSession(Path(folder), cell_timeout=cell_timeout, deadline=started + timeout,
-                                    memory_limit_mb=memory_limit_mb)
+                                    memory_limit_mb=memory_limit_mb, sandboxed=sandboxed)
             with session:
                 if _run_cells(nb, session, grade, timeout):
                     for number, question in enumerate(questions):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from vgcourse.grading.sandbox import bwrap_path, sandbox_problem
+
 REQUIRED_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "ipywidgets", "jupyterlab", "tqdm")
 KERNEL_LEVELS = ("default", "avx2", "avx512")
 """PyTorch's x86 CPU kernel levels, lowest first; ``ATEN_CPU_CAPABILITY`` forces one of them."""
@@ -153,6 +155,13 @@ def environment_checks() -> list[Check]:
         "chromium", chromium is not None,
         chromium or "not found: only the browser test needs it (apt-get install chromium, or set "
                     "VGCOURSE_CHROMIUM); make test skips that test without it",
+        optional=True,
+    ))
+    problem = sandbox_problem()
+    checks.append(Check(
+        "sandbox", problem is None,
+        f"{bwrap_path()} runs kernels without network, with the installation read-only" if problem is None else
+        f"{problem}; only 'vgcourse grade' needs it, and refuses untrusted notebooks without it (or --no-sandbox)",
         optional=True,
     ))
     return checks
