@@ -1,9 +1,45 @@
-"""The `browser` marker, and where the browser test left its screenshots."""
+"""The `browser` marker, where the browser test left its screenshots, and the grading tests that
+need the kernel sandbox (bubblewrap): skipped with the reason where it is missing, required in CI."""
+
+import functools
+import os
+
+import pytest
+
+# The test modules that grade in sandboxed kernels (the grader's default); single tests elsewhere
+# are marked `sandbox`. Where bubblewrap is
+# missing they are skipped with the reason — or fail at collection where VGCOURSE_REQUIRE_SANDBOX=1
+# (.ci/run installs bubblewrap, so there they must run).
+SANDBOXED_MODULES = frozenset({
+    "test_grading_batch.py", "test_grading_batch_cheating.py", "test_grading_course_exercises.py",
+    "test_grading_course_solutions.py", "test_report.py", "test_runner.py", "test_sandbox.py",
+    "test_submission.py",
+})
+
+
+@functools.cache
+def _sandbox_problem() -> str | None:
+    from vgcourse.grading.sandbox import sandbox_problem
+
+    return sandbox_problem()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    grading = [item for item in items if item.path.name in SANDBOXED_MODULES or item.get_closest_marker("sandbox")]
+    if not grading or (problem := _sandbox_problem()) is None:
+        return
+    if os.environ.get("VGCOURSE_REQUIRE_SANDBOX") == "1":
+        raise pytest.UsageError(f"the grading tests need the kernel sandbox: {problem} "
+                                "(VGCOURSE_REQUIRE_SANDBOX=1: .ci/run installs bubblewrap, so they must not skip)")
+    skip = pytest.mark.skip(reason=f"the kernel sandbox does not work here: {problem}")
+    for item in grading:
+        item.add_marker(skip)
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "browser: runs JupyterLab in headless Chromium (deselect with -m 'not browser')")
+    config.addinivalue_line("markers", "sandbox: needs the grader's kernel sandbox (bubblewrap)")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

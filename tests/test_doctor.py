@@ -133,6 +133,7 @@ def test_the_sandbox_is_optional_and_a_failure_says_how_to_install_it(fake, monk
     assert "opt  sandbox" in out and "install bubblewrap" in out and "vgcourse grade" in out
 
 
+@pytest.mark.sandbox
 def test_the_sandbox_check_runs_the_real_sandbox_here():
     from vgcourse.grading.sandbox import sandbox_problem
 

@@ -244,8 +244,16 @@ def test_a_replaced_exchange_folder_costs_the_submission_not_the_grader(tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     nb = solution()
-    nb.cells.insert(2, code(f"import os\nos.symlink({str(elsewhere)!r}, '../exchange')"))
-    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=60)
+    # the sandbox creates the exchange folder before the kernel starts, owned by the kernel's uid
+    nb.cells.insert(2, code("import os\nif os.path.isdir('../exchange'):\n    os.rename('../exchange', '../moved')\n"
+                            f"os.symlink({str(elsewhere)!r}, '../exchange')"))
+    path = write(nb, tmp_path, "mallet")
+    # The grader's own defence, without the sandbox: it notices, and writes nothing through the link.
+    grade = grade_submission(path, cell_timeout=10, timeout=60, sandboxed=False)
     assert grade.status == "errors" and "exchange folder was replaced" in grade.error
     assert grade.total == 0 and "tampered" in grade.results[0].message
     assert list(elsewhere.iterdir()) == []
+    # In the sandbox the kernel cannot even move the folder: the session folder is not its to change.
+    grade = grade_submission(path, cell_timeout=10, timeout=60)
+    assert "PermissionError" in grade.error and list(elsewhere.iterdir()) == []
+    assert grade.total == grade.max_points  # the answers are still graded: the attack only failed
