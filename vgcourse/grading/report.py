@@ -17,7 +17,7 @@ from typing import Sequence
 
 from vgcourse.grading.grade import STATUSES, SubmissionGrade, clean_text
 from vgcourse.grading.registry import QUESTIONS
-from vgcourse.grading.statistics import open_folder, replace_file
+from vgcourse.grading.files import FileRefused, open_folder, read_regular, replace_file
 
 MAX_MESSAGE = 4000
 """Characters of one question's message kept in a feedback file."""
@@ -48,16 +48,15 @@ def _score_row(grade: SubmissionGrade) -> dict[str, object]:
 def read_scores(path: Path) -> list[dict[str, str]]:
     """The rows of a scores CSV this command wrote before; ValueError for any other file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        data = read_regular(path)
+    except FileRefused:
+        raise ValueError(f"{path} is not a regular file; choose another --out") from None
     except OSError as error:
         raise ValueError(f"{path} cannot be read as a scores CSV ({error.strerror or error}; a symlink?); "
                          "choose another --out") from None
     try:
-        with open(fd, newline="", encoding="utf-8") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ValueError(f"{path} is not a regular file; choose another --out")
-            reader = csv.DictReader(file)
-            header, rows = reader.fieldnames or [], list(reader)
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+        header, rows = reader.fieldnames or [], list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"{path} is not a scores CSV of vgcourse grade ({error}); choose another --out") from None
     if header[:1] != ["student"] or tuple(header[-len(SCORE_COLUMNS):]) != SCORE_COLUMNS:

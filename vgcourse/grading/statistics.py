@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import secrets
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,43 +19,10 @@ from typing import IO, Iterator, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from vgcourse.grading.files import open_folder, read_regular, replace_file
 from vgcourse.grading.grade import clean_text
 from vgcourse.grading.registry import QUESTIONS
 from vgcourse.grading.submission import SubmissionGrade
-
-
-@contextmanager
-def open_folder(path: Path) -> Iterator[int]:
-    """A file descriptor of the folder ``path``, refused (OSError) if ``path`` is a symlink:
-    files are then created inside it by name, so swapping the folder later redirects nothing."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def replace_file(folder: int, name: str, data: bytes, *, overwrite: bool = True) -> None:
-    """Put ``data`` at ``name`` in the folder ``folder`` atomically: written to a fresh hidden
-    file there, flushed to disk, then renamed over ``name`` (or, without ``overwrite``, linked to
-    it, which fails with FileExistsError if anything is there). Whatever was at ``name`` — a
-    symlink included — is replaced, never written through."""
-    temporary = f".{name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if overwrite:
-            os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
-        else:
-            os.link(temporary, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
-    finally:
-        try:
-            os.unlink(temporary, dir_fd=folder)
-        except FileNotFoundError:
-            pass
 
 
 @contextmanager
@@ -152,9 +118,7 @@ def write_gradebook(scores_csv: str | Path, path: str | Path, *, overwrite: bool
     re-grade that updated some rows gives the whole class): ``identifier`` (the student name the
     grader used; map it to the LMS's username or e-mail column) and ``percentage`` (0–100, one
     decimal). Canvas's and Moodle's grade-book imports both ask which column is which."""
-    fd = os.open(scores_csv, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with open(fd, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+    rows = list(csv.DictReader(io.StringIO(read_regular(scores_csv).decode("utf-8"), newline="")))
     path = Path(path)
     with open_report(path, overwrite) as file:
         writer = csv.writer(file)

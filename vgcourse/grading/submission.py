@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 from nbformat import NotebookNode
 
+from vgcourse.grading.files import FileRefused, create_file, read_regular
 from vgcourse.grading.grade import MAX_REASON, SubmissionGrade, clean_text
 from vgcourse.grading.kernel import MISSING
 from vgcourse.grading.question import Question, Result, public_case, score
@@ -183,45 +183,34 @@ def _run_cells(nb: NotebookNode, session: KernelSession, grade: SubmissionGrade,
     return True
 
 
-_NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
 def _exchange_folder(session: KernelSession) -> int:
     """A file descriptor of ``session.folder/exchange``, created if needed; never through a symlink."""
     exchange = session.folder / "exchange"
     exchange.mkdir(exist_ok=True)
-    return os.open(exchange, os.O_RDONLY | os.O_DIRECTORY | _NO_FOLLOW)
+    return os.open(exchange, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
 def _write_cases(folder: int, name: str, cases: list) -> None:
     """Save ``cases`` as a new file ``name`` in ``folder``: never through a planted symlink or file."""
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644, dir_fd=folder)
-    with os.fdopen(fd, "wb") as file:
+    with os.fdopen(create_file(folder, name), "wb") as file:
         torch.save(cases, file)
 
 
 def _read_results(folder: int, name: str) -> bytes | str:
-    """The bytes of the regular file ``name`` in ``folder``, or why it cannot be read.
-
-    Opened without following symlinks and without blocking (a FIFO would block a plain open),
-    and read no further than :data:`MAX_RESULTS_BYTES`.
-    """
+    """The bytes of the regular file ``name`` in ``folder`` (at most :data:`MAX_RESULTS_BYTES`,
+    :func:`~vgcourse.grading.files.read_regular`), or why it cannot be read."""
     try:
-        fd = os.open(name, os.O_RDONLY | _NO_FOLLOW, dir_fd=folder)
+        return read_regular(name, MAX_RESULTS_BYTES, dir_fd=folder)
     except FileNotFoundError:
         return "the kernel sent no results back"
+    except FileRefused as refused:
+        if not refused.regular:
+            return "the results were not a regular file"
+        if refused.size is not None:
+            return f"the results were too large ({refused.size / 2**20:.0f} MB)"
+        return f"the results were too large (over {MAX_RESULTS_BYTES // 2**20} MB)"
     except OSError as error:  # ELOOP: a symlink
         return f"the results could not be opened ({error.strerror or error})"
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return "the results were not a regular file"
-        if info.st_size > MAX_RESULTS_BYTES:
-            return f"the results were too large ({info.st_size / 2**20:.0f} MB)"
-        data = file.read(MAX_RESULTS_BYTES + 1)
-    if len(data) > MAX_RESULTS_BYTES:
-        return f"the results were too large (over {MAX_RESULTS_BYTES // 2**20} MB)"
-    return data
 
 
 def _grade_question(session: KernelSession, question: Question, grade: SubmissionGrade, number: int,

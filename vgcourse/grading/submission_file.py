@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import unicodedata
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ import nbformat
 import nbformat.reader
 from nbformat import NotebookNode
 
+from vgcourse.grading.files import FileRefused, read_regular
 from vgcourse.grading.grade import unsafe_character
 from vgcourse.grading.registry import ASSIGNMENTS
 from vgcourse.tools.notebook_format import (
@@ -86,18 +86,14 @@ def read_submission(path: str | Path) -> NotebookNode:
                                   "submissions must be regular files")
     try:
         # no-follow and non-blocking: a symlink or a FIFO swapped in must not redirect or block the grader
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with open(fd, "rb") as file:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise MalformedSubmission("the submission is not a regular file")
-            if info.st_size > MAX_NOTEBOOK_BYTES:
-                raise MalformedSubmission(f"the file is {info.st_size / 2**20:.0f} MB; notebooks over "
-                                          f"{MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
-            data = file.read(MAX_NOTEBOOK_BYTES + 1)
-        if len(data) > MAX_NOTEBOOK_BYTES:
-            raise MalformedSubmission(f"notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MB are not graded")
-        text = data.decode("utf-8")
+        text = read_regular(path, MAX_NOTEBOOK_BYTES).decode("utf-8")
+    except FileRefused as refused:
+        if not refused.regular:
+            raise MalformedSubmission("the submission is not a regular file") from None
+        limit = f"notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MB are not graded"
+        if refused.size is not None:
+            limit = f"the file is {refused.size / 2**20:.0f} MB; {limit}"
+        raise MalformedSubmission(limit) from None
     except UnicodeDecodeError:
         raise MalformedSubmission("the file is not UTF-8 text, so it is not a notebook") from None
     except OSError as error:
