@@ -18,6 +18,8 @@ from vgcourse.grading.grade import SubmissionGrade
 from vgcourse.grading.question import Result
 from vgcourse.grading.report import feedback_paths, summary_line, write_feedback, write_scores
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 MALFORMED = {
     "erin": ("", "the file is empty"),
     "frank": ('{"cells": [', "not valid JSON"),

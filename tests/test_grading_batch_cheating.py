@@ -10,6 +10,8 @@ from vgcourse.tools.cli import main
 from vgcourse.grading.batch import grade_submissions
 from vgcourse.grading.submission import grade_submission
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 CHEAT = """\
 import torch
 import vgcourse.grading.check

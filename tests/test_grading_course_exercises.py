@@ -14,6 +14,8 @@ from vgcourse.grading import ASSIGNMENTS
 from vgcourse.grading.batch import grade_submissions
 from vgcourse.tools.exercise import make_exercise
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 SOLUTIONS = sorted((Path(__file__).resolve().parents[1] / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 

@@ -11,6 +11,8 @@ import pytest
 from vgcourse.grading import ASSIGNMENTS, assignment_questions
 from vgcourse.grading.batch import grade_submissions
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 SOLUTIONS = sorted((Path(__file__).resolve().parents[1] / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 

@@ -21,6 +21,8 @@ from vgcourse.grading.question import Result
 from vgcourse.grading.report import FeedbackFolder, ScoresFile, feedback_text, write_feedback, write_scores
 from vgcourse.tools.cli import main
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 ID = "ex01.sigmoid_derivative"
 
 

@@ -8,6 +8,8 @@ from fixtures.grading_submissions import IDS, answer_index, code, running, solut
 from vgcourse.grading import runner
 from vgcourse.grading.batch import grade_submissions
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 CELL_TIMEOUT = 3
 CHILD_SECONDS = "300.0314"  # marks the stuck kernel's child among the machine's processes
 TRAINING = """\

@@ -17,6 +17,8 @@ import vgcourse
 from vgcourse.grading import runner, sandbox
 from vgcourse.grading.runner import KernelSession, KernelStartError
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 ATTACK = "class Attack(Exception): pass\n"
 
 

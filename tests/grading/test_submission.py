@@ -17,6 +17,8 @@ from vgcourse.grading.question import Passed, Question, close_tensors, equal_val
 from vgcourse.grading.registry import get_question
 from vgcourse.grading.submission import grade_submission
 
+pytestmark = pytest.mark.sandbox  # grades in sandboxed kernels (tests/conftest.py)
+
 
 def _scored(question, cases, path):
     """``_score_outputs`` of the file at ``path``, read as the grader reads the exchange folder."""
