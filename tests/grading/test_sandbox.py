@@ -79,18 +79,53 @@ def test_a_kernel_cannot_write_to_the_package_the_venv_or_the_interpreter(kernel
         probe.unlink(missing_ok=True)
 
 
-def test_a_kernel_can_write_only_its_session_folder_and_a_small_tmp(kernel, tmp_path):
-    attempt(kernel, f"try:\n    open({str(tmp_path / 'planted')!r}, 'x').close()\nexcept OSError:\n    pass\n"
-                    "else:\n    raise Attack('wrote outside its session folder')\n")
+def test_a_kernel_can_write_only_its_outputs_file_its_home_and_a_small_tmp(kernel, tmp_path):
+    for target in (tmp_path / "planted", kernel.folder / "exchange" / "planted", kernel.folder / "planted"):
+        attempt(kernel, f"try:\n    open({str(target)!r}, 'x').close()\nexcept OSError:\n    pass\n"
+                        "else:\n    raise Attack('wrote outside its outputs file')\n")
+        assert not target.exists()
     attempt(kernel, "open('here.txt', 'w').write('ok')\nopen('/tmp/scratch', 'w').write('ok')\n"
-                    f"open({str(kernel.folder / 'exchange' / 'out')!r}, 'w').write('ok')\n")
+                    f"open({str(kernel.outputs)!r}, 'w').write('ok')\n")
     for big, size in (("/tmp/big", sandbox.TMP_BYTES), ("big", sandbox.SCRATCH_BYTES)):
         attempt(kernel, f"try:\n    open({big!r}, 'wb').write(bytes({size + 2**20}))\nexcept OSError:\n"
                         f"    pass\nelse:\n    raise Attack('wrote past the size limit')\nfinally:\n"
                         f"    import os; os.remove({big!r})\n")
-    assert (kernel.folder / "exchange" / "out").read_text() == "ok"
-    assert not (kernel.folder / "work" / "here.txt").exists()  # the working folder lives in the sandbox
-    assert not (tmp_path / "planted").exists()
+    assert kernel.outputs.read_text() == "ok"
+    assert sorted(p.name for p in kernel.folder.iterdir()) == ["exchange", "kernel"]  # its home is in the sandbox
+
+
+def test_no_file_a_kernel_writes_is_larger_than_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "MAX_FILE_BYTES", 2**20)
+    with session(tmp_path) as started:
+        run = started.run(ATTACK + f"try:\n    open({str(started.outputs)!r}, 'wb').write(bytes(2 * 2**20))\n"
+                          "except OSError:\n    pass\nelse:\n    raise Attack('wrote 2 MB')\n")
+        assert run.outcome == "ok", run.error
+    assert started.outputs.stat().st_size <= 2**20
+
+
+def test_the_kernel_cannot_read_the_reference_answers(kernel):
+    questions = Path(vgcourse.__file__).parent / "grading" / "questions"
+    assert (questions / "ex01.py").exists()
+    attempt(kernel, f"import os\nif os.listdir({str(questions)!r}):\n    raise Attack('sees the references')\n"
+                    "try:\n    import vgcourse.grading.questions.ex01\nexcept ImportError:\n    pass\n"
+                    "else:\n    raise Attack('imported the references')\n"
+                    "from vgcourse.grading import QUESTIONS\nif QUESTIONS:\n    raise Attack('has the questions')\n")
+
+
+def test_the_kernel_looks_like_a_learners_not_like_a_grading_run(kernel):
+    import socket
+    attempt(kernel, "import os, socket\n"
+                    f"if os.getcwd() != {sandbox.HOME!r} or os.environ['HOME'] != {sandbox.HOME!r}:\n"
+                    "    raise Attack(os.getcwd())\n"
+                    f"if socket.gethostname() != {socket.gethostname()!r}:\n    raise Attack(socket.gethostname())\n"
+                    "if {'IPYTHONDIR', 'CUDA_VISIBLE_DEVICES'} & set(os.environ):\n    raise Attack('grader variables')\n"
+                    "for name in ('cmdline', 'environ'):\n    try:\n        seen = open(f'/proc/1/{name}', 'rb').read()\n"
+                    "    except OSError:\n        continue\n    if seen:\n        raise Attack(f'bwrap {name}: {seen[:80]}')\n")
+
+
+def test_the_kernels_cpu_time_is_limited(kernel):
+    attempt(kernel, "import resource\nif resource.getrlimit(resource.RLIMIT_CPU)[0] == resource.RLIM_INFINITY:\n"
+                    "    raise Attack('unlimited CPU time')\n")
 
 
 def test_a_kernel_has_no_network_but_loopback(kernel):
@@ -159,7 +194,7 @@ def test_without_bwrap_the_kernel_is_refused_with_how_to_install_it(tmp_path, mo
     with pytest.raises(KernelStartError, match="apt-get install bubblewrap"):
         session(tmp_path).__enter__()
     with pytest.raises(FileNotFoundError, match="apt-get install bubblewrap"):
-        sandbox.sandboxed(["python"], tmp_path, cwd=tmp_path, env={})
+        sandbox.sandboxed(["python"], env={})
     assert "apt-get install bubblewrap" in sandbox.sandbox_problem()
 
 
@@ -168,7 +203,7 @@ def test_the_sandbox_works_here():
 
 
 def test_the_kernel_command_is_the_venvs_python_and_no_kernel_json(tmp_path):
-    manager = runner._GradingKernelManager(folder=tmp_path / "kernel", cwd=tmp_path / "work", sandboxed=True,
+    manager = runner._GradingKernelManager(folder=tmp_path / "kernel", sandbox_files=([], []),
                                            kernel_name=runner.KERNEL_NAME)
     assert manager.kernel_spec.argv[0] == sandbox.interpreter() and Path(sandbox.interpreter()).is_absolute()
     assert manager.kernel_spec.interrupt_mode == "message" and manager.transport == "ipc"
@@ -230,6 +265,6 @@ def test_a_fork_bomb_is_capped(kernel):
 
 def test_a_grader_that_is_not_root_sandboxes_in_a_user_namespace(monkeypatch):
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
-    command = sandbox.sandboxed(["python"], Path("/tmp/s"), cwd=Path("/tmp/s/work"), env={})
+    command = sandbox.sandboxed(["python"], env={}, writable=[Path("/tmp/s")])
     assert "--unshare-user" in command and not any("setpriv" in arg for arg in command)
     assert sandbox.sandbox_problem() is None  # the same sandbox, run with a user namespace

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import nbformat
 import zmq
@@ -58,24 +58,28 @@ _LOG = logging.getLogger("vgcourse.grading.runner")
 _LOG.addHandler(logging.NullHandler())
 _LOG.propagate = False  # nbclient logs every timeout and interrupt at ERROR level; the report says it better
 
-# Runs first in every kernel. torch and the grading code are imported before the cap is measured:
-# every exercise needs them, so the learner's --memory-limit megabytes are all theirs.
+# Runs first in every kernel. torch and the course are imported before the cap is measured:
+# every exercise needs them, so the learner's --memory-limit megabytes are all theirs. Then the
+# kernel is locked (vgcourse.grading.lockdown) before any of the learner's code runs.
 _PREAMBLE = """\
-def _vgcourse_grader_setup(extra_mb):
+def _vgcourse_grader_setup(extra_mb, refused):
     import resource
     import torch
-    import vgcourse.grading.kernel
+    from vgcourse.grading import lockdown
+    lockdown.preload()
     try:
         with open("/proc/self/status") as status:
             size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
     except (OSError, StopIteration, ValueError):
-        return  # not Linux: no address-space cap
-    cap = (size_kb + extra_mb * 1024) * 1024
-    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-_vgcourse_grader_setup({extra_mb})
+        size_kb = None  # not Linux: no address-space cap
+    if size_kb is not None:
+        cap = (size_kb + extra_mb * 1024) * 1024
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    lockdown.lock(refused)
+_vgcourse_grader_setup({extra_mb}, {refused!r})
 del _vgcourse_grader_setup
 """
 
@@ -116,14 +120,16 @@ class _SizeLimitedClient(AsyncKernelClient):
 class _GradingKernelManager(AsyncKernelManager):
     """Connects with :class:`_SizeLimitedClient` over Unix sockets in ``folder``, starts this
     environment's ipykernel (never a kernel.json from disk, which a submission could rewrite),
-    sandboxed when ``sandboxed``, interrupts by message, and remembers whether nbclient interrupted a cell."""
+    sandboxed with ``sandbox_files`` (read-only, writable) when given, interrupts by message, and
+    remembers whether nbclient interrupted a cell."""
 
-    def __init__(self, *, folder: Path, cwd: Path, sandboxed: bool, cgroup: sandbox.SubmissionCgroup | None = None,
+    def __init__(self, *, folder: Path, sandbox_files: tuple[list[Path], list[Path]] | None,
+                 cpu_seconds: int | None = None, cgroup: sandbox.SubmissionCgroup | None = None,
                  **kwargs: Any) -> None:
         super().__init__(transport="ipc", connection_file=str(folder / "connection.json"), **kwargs)
         self.client_factory = _SizeLimitedClient
         self.interrupted = False
-        self._folder, self._cwd, self._sandboxed, self.cgroup = folder, cwd, sandboxed, cgroup
+        self._sandbox_files, self._cpu_seconds, self.cgroup = sandbox_files, cpu_seconds, cgroup
         # a signal would go to the process group, which in the sandbox is bwrap's, not the kernel's
         self._kernel_spec = KernelSpec(argv=[sandbox.interpreter(), "-m", "ipykernel_launcher", "-f",
                                              "{connection_file}"], display_name="Python 3", language="python",
@@ -131,15 +137,15 @@ class _GradingKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
-        if self._sandboxed:
-            env = {"IPYTHONDIR": str(self._folder.parent / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
-            command = sandbox.sandboxed(command, self._folder.parent, cwd=self._cwd, env=env,
-                                        scratch=[self._cwd, self._folder.parent / "ipython"])
+        if self._sandbox_files is not None:
+            read_only, writable = self._sandbox_files
+            command = sandbox.sandboxed(command, env={}, read_only=read_only, writable=writable,
+                                        cpu_seconds=self._cpu_seconds)
         return self.cgroup.command(command) if self.cgroup is not None else command
 
     def write_connection_file(self, **kwargs: Any) -> None:
         super().write_connection_file(**kwargs)
-        if self._sandboxed:
+        if self._sandbox_files is not None:
             sandbox.give_to_kernel(Path(self.connection_file))
 
     async def interrupt_kernel(self) -> None:
@@ -160,14 +166,16 @@ class _GradingClient(NotebookClient):
 class KernelSession:
     """One fresh kernel for one submission; use as a context manager.
 
-    The kernel sees no GPU (``CUDA_VISIBLE_DEVICES=""``) and its stdout/stderr go nowhere.
+    The kernel sees no GPU and its stdout/stderr go nowhere. Before the first cell, it imports
+    the course and is locked (:mod:`vgcourse.grading.lockdown`).
 
     Args:
-        folder: a fresh, empty directory for this session. The kernel runs in ``folder/work``
-            with its own IPython directory ``folder/ipython`` (no profile or startup files;
-            in the sandbox both are in memory and the grader sees them empty);
-            ``folder/exchange`` is for the files it trades with the grader, ``folder/kernel``
-            for its connection file and sockets.
+        folder: a fresh, empty directory for this session: ``folder/kernel`` holds the kernel's
+            connection file and sockets; ``folder/exchange`` is for files the grader gives it
+            (read-only in the sandbox), and :attr:`outputs` the one file it may write there.
+            In the sandbox it works in an in-memory home folder
+            (:data:`~vgcourse.grading.sandbox.HOME`); without, in ``folder/work`` with its own
+            IPython directory ``folder/ipython`` (no profile or startup files).
         cell_timeout: seconds one cell may run before it is interrupted.
         deadline: ``time.monotonic()`` value after which nothing more runs; the kernel is killed
             :data:`INTERRUPT_GRACE` + :data:`WATCHDOG_GRACE` seconds after it.
@@ -175,23 +183,31 @@ class KernelSession:
             (Linux only; elsewhere there is no cap).
         sandboxed: run the kernel in the sandbox of :mod:`vgcourse.grading.sandbox` (needs bwrap);
             without it, the kernel can do anything the grader's user can.
+        refused: dotted names of course objects that answer a question by themselves, each
+            with the message it raises once the kernel is locked
+            (:func:`~vgcourse.grading.lockdown.refuse`).
 
     Raises (on entering):
         KernelStartError: if the kernel cannot be started or the setup cell fails.
     """
 
     def __init__(self, folder: Path, *, cell_timeout: float, deadline: float, memory_limit_mb: int,
-                 sandboxed: bool = True) -> None:
+                 sandboxed: bool = True, refused: Mapping[str, str] | None = None) -> None:
         self.folder = Path(folder)
         self.cell_timeout = cell_timeout
         self.deadline = deadline
         self.memory_limit_mb = memory_limit_mb
         self.sandboxed = sandboxed
+        self.refused = dict(refused or {})
         self.broken: CellRun | None = None  # set once the kernel is stuck, lost or dead
         self._nb = nbformat.v4.new_notebook()
         self._reply: dict[str, Any] | None = None
-        self._km = _GradingKernelManager(folder=self.folder / "kernel", cwd=self.folder / "work",
-                                         sandboxed=sandboxed, kernel_name=KERNEL_NAME)
+        exchange = self.folder / "exchange"
+        files = ([exchange], [self.folder / "kernel", self.outputs]) if sandboxed else None
+        cpu_seconds = math.ceil((max(deadline - time.monotonic(), 0.0) + INTERRUPT_GRACE + WATCHDOG_GRACE)
+                                * (os.cpu_count() or 1))
+        self._km = _GradingKernelManager(folder=self.folder / "kernel", sandbox_files=files,
+                                         cpu_seconds=cpu_seconds, kernel_name=KERNEL_NAME)
         self._client = _GradingClient(
             self._nb, km=self._km, kernel_name=KERNEL_NAME,
             allow_errors=True, interrupt_on_timeout=True, raise_on_iopub_timeout=True,
@@ -207,23 +223,34 @@ class KernelSession:
     def _keep_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
         self._reply = execute_reply
 
+    @property
+    def outputs(self) -> Path:
+        """The file the kernel saves results to (``folder/exchange/outputs.pt``, created on entering):
+        in the sandbox the only file of the grader's it can change."""
+        return self.folder / "exchange" / "outputs.pt"
+
     def __enter__(self) -> KernelSession:
         if self.sandboxed and sandbox.bwrap_path() is None:
             raise KernelStartError(f"no sandbox for the kernel: {sandbox.INSTALL_HINT}")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)  # the kernel's uid must reach its folders, not create others here
-        for name in ("work", "ipython", "exchange", "kernel"):
+        for name in ("kernel", "exchange") if self.sandboxed else ("work", "ipython", "exchange", "kernel"):
             (self.folder / name).mkdir(exist_ok=True)
-            if self.sandboxed:
-                sandbox.give_to_kernel(self.folder / name)
-        # No GPU: CUDA reserves far more address space than the memory cap allows, and the
-        # exercises are sized for a laptop CPU anyway.
-        env = {**os.environ, "IPYTHONDIR": str(self.folder / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
-        env.pop("JPY_PARENT_PID", None)  # in the sandbox the kernel's parent is PID 1, and ipykernel would exit
+        self.outputs.touch(mode=0o600, exist_ok=False)
         if self.sandboxed:
+            sandbox.give_to_kernel(self.folder / "kernel")
+            sandbox.give_to_kernel(self.outputs)
             self._km.cgroup = sandbox.SubmissionCgroup(
                 memory_bytes=(self.memory_limit_mb + CGROUP_BASE_MB) * 2**20)
-        self._setup = self._client.setup_kernel(cwd=str(self.folder / "work"), env=env,
+            # bwrap's own environment is readable by a kernel of its uid: nothing of the grader's in it
+            env, cwd = sandbox.allowed_environment(), str(self.folder)  # bwrap's; the kernel's is HOME
+        else:
+            # No GPU: CUDA reserves far more address space than the memory cap allows, and the
+            # exercises are sized for a laptop CPU anyway (in the sandbox there is no GPU device).
+            env = {**os.environ, "IPYTHONDIR": str(self.folder / "ipython"), "CUDA_VISIBLE_DEVICES": ""}
+            env.pop("JPY_PARENT_PID", None)
+            cwd = str(self.folder / "work")
+        self._setup = self._client.setup_kernel(cwd=cwd, env=env,
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._setup.__enter__()
@@ -236,7 +263,7 @@ class KernelSession:
         self._watchdog.daemon = True
         self._watchdog.start()
         try:
-            setup = self.run(_PREAMBLE.format(extra_mb=int(self.memory_limit_mb)),
+            setup = self.run(_PREAMBLE.format(extra_mb=int(self.memory_limit_mb), refused=self.refused),
                              timeout=max(self.deadline - time.monotonic(), 0.0), history=False)
             if setup.outcome == "deadline":  # every later cell will report it
                 self.broken = CellRun("deadline", "the time limit ran out while the kernel was starting")

@@ -2,10 +2,12 @@
 
 :func:`sandboxed` wraps a kernel's command line so that the kernel gets its own PID, network,
 IPC and UTS namespaces (no network at all: the grader talks to it over Unix sockets in the
-session folder), sees the interpreter, the venv and the ``vgcourse`` package read-only and
-nothing else of the machine's files — no other submission, no output file, no home folder —
-can write only to its session folder and a small private ``/tmp``, starts with an allow-list of
-environment variables, and dies with the grader. Run as root, the kernel also drops to the
+session folder), sees the interpreter, the venv and the ``vgcourse`` package read-only — but
+not the package's reference answers (:func:`hidden_folders`) — and nothing else of the
+machine's files: no other submission, no output file, no home folder. It can write only to the
+files the grader gives it, a home folder and a ``/tmp`` in memory, and no file over
+:data:`MAX_FILE_BYTES`; it starts with an allow-list of environment variables, the machine's
+host name and none of ``bwrap``'s command line, and dies with the grader. Run as root, the kernel also drops to the
 unprivileged uid :data:`KERNEL_UID` with no capabilities and no-new-privileges (``setpriv``),
 where :data:`MAX_PROCESSES` caps its processes; run as another user, it keeps that user's uid
 in a user namespace of its own. Where the grader may create cgroups (v1), a
@@ -15,10 +17,12 @@ in a user namespace of its own. Where the grader may create cgroups (v1), a
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,8 +42,14 @@ TMP_BYTES = 64 * 2**20
 """Size of the kernel's private ``/tmp`` (and ``/dev/shm``), in memory."""
 
 SCRATCH_BYTES = 512 * 2**20
-"""Size of each of the session's folders the grader never reads (the kernel's working folder,
-its IPython folder): in-memory file systems that vanish with the sandbox."""
+"""Size of the kernel's home and working folder :data:`HOME` (its IPython folder is in it), in memory."""
+
+HOME = "/home/student"
+"""The kernel's working folder and ``$HOME`` inside the sandbox."""
+
+MAX_FILE_BYTES = 256 * 2**20
+"""Largest file any process of the kernel may write (``RLIMIT_FSIZE``): the only files it can
+write outside memory are the ones the grader gives it (``writable``)."""
 
 ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                "OPENBLAS_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MPLBACKEND")
@@ -88,18 +98,27 @@ def _parents(path: Path, made: set[str]) -> list[str]:
     return args
 
 
-def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, str],
-              scratch: Sequence[Path] = (), bwrap: str | None = None) -> list[str]:
+def hidden_folders() -> list[Path]:
+    """Folders inside :func:`readable_folders` a kernel must not see: the reference answers
+    (``vgcourse.grading.questions``); in the sandbox they are empty."""
+    spec = importlib.util.find_spec("vgcourse.grading.questions")
+    return [Path(folder).resolve() for folder in (spec.submodule_search_locations or [])] if spec else []
+
+
+def sandboxed(argv: Sequence[str], *, env: dict[str, str], writable: Sequence[Path] = (),
+              read_only: Sequence[Path] = (), cpu_seconds: int | None = None, bwrap: str | None = None) -> list[str]:
     """``argv`` wrapped in a ``bwrap`` command line that runs it sandboxed (see the module's docstring).
+
+    The command starts in :data:`HOME`, an in-memory folder of :data:`SCRATCH_BYTES` that is
+    also its ``$HOME`` and vanishes with it.
 
     Args:
         argv: the kernel's command, its first item an absolute path inside :func:`readable_folders`.
-        session: the only folder the kernel may write to, mounted at the same path (so the
-            connection file and the sockets in it keep their names); its parents are left out.
-        cwd: the kernel's working folder, inside ``session``.
         env: variables to set in the kernel, on top of the allowed ones of :data:`ENVIRONMENT`.
-        scratch: existing folders inside ``session`` that become private in-memory file systems
-            of :data:`SCRATCH_BYTES` each (the grader sees them empty).
+        read_only: folders or files of the grader's it may read, at the same paths.
+        writable: folders or files it may change, at the same paths (after ``read_only``, so a
+            file inside a read-only folder can be writable). Their parents are left out.
+        cpu_seconds: CPU time each of its processes may use (``RLIMIT_CPU``); default unlimited.
         bwrap: the ``bwrap`` executable; default :func:`bwrap_path`.
 
     Raises:
@@ -108,12 +127,13 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
     bwrap = bwrap or bwrap_path()
     if bwrap is None:
         raise FileNotFoundError(f"bwrap not found: {INSTALL_HINT}")
-    session = Path(session).resolve()
     command = [bwrap, "--die-with-parent", "--new-session",
                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-               "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
+               "--hostname", socket.gethostname(), "--proc", "/proc", "--dev", "/dev",
                "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
                "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    for hidden in ("/proc/1/cmdline", "/proc/1/environ"):  # bwrap's own: the whole command line
+        command += ["--ro-bind", "/dev/null", hidden]
     for path in _SYSTEM:
         if os.path.islink(path):
             command += ["--symlink", os.readlink(path), path]
@@ -124,22 +144,37 @@ def sandboxed(argv: Sequence[str], session: Path, *, cwd: Path, env: dict[str, s
         command += _parents(Path(path), made) + ["--ro-bind-try", path, path]
     for folder in readable_folders():
         command += _parents(folder, made) + ["--ro-bind", str(folder), str(folder)]
-    command += _parents(session, made) + ["--bind", str(session), str(session)]
-    for folder in scratch:
-        command += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", str(Path(folder).resolve())]
-    command += ["--chdir", str(cwd)]
+        made.add(str(folder))
+    for folder in hidden_folders():
+        command += ["--perms", "0555", "--size", "4096", "--tmpfs", str(folder)]
+    for flag, paths in (("--ro-bind", read_only), ("--bind", writable)):
+        for path in map(lambda p: Path(p).resolve(), paths):
+            command += _parents(path, made) + [flag, str(path), str(path)]
+            made.add(str(path))
+    command += _parents(Path(HOME), made) + ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", HOME,
+                                             "--chdir", HOME]
     command += ["--clearenv", "--setenv", "PATH", f"{Path(sys.prefix).resolve()}/bin:/usr/bin:/bin",
-                "--setenv", "HOME", str(cwd)]
-    for name, value in {**{n: os.environ[n] for n in ENVIRONMENT if n in os.environ}, **env}.items():
+                "--setenv", "HOME", HOME]
+    for name, value in {**allowed_environment(), **env}.items():
         command += ["--setenv", name, value]
+    # util-linux's, found here: not through the PATH inside, which starts with the venv's bin
+    limits = [shutil.which("prlimit") or "prlimit", f"--fsize={MAX_FILE_BYTES}"]
+    if cpu_seconds is not None:
+        limits.append(f"--cpu={int(cpu_seconds)}")
     if os.geteuid() == 0:
-        # util-linux's, found here: not through the PATH inside, which starts with the venv's bin
-        command += ["--", shutil.which("prlimit") or "prlimit", f"--nproc={MAX_PROCESSES}",
+        command += ["--", *limits, f"--nproc={MAX_PROCESSES}",
                     shutil.which("setpriv") or "setpriv", f"--reuid={KERNEL_UID}", f"--regid={KERNEL_UID}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     else:  # an unprivileged user: a user namespace of its own, mapped to that user
-        command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+        command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *limits]
     return command + list(argv)
+
+
+def allowed_environment() -> dict[str, str]:
+    """The grader's variables a kernel may see (:data:`ENVIRONMENT`), and ``PATH``: what the
+    sandbox gets, and what ``bwrap`` itself is started with (its own environment is readable
+    in ``/proc`` by a kernel of the same uid)."""
+    return {name: os.environ[name] for name in ("PATH", *ENVIRONMENT) if name in os.environ}
 
 
 class SubmissionCgroup:
@@ -225,8 +260,8 @@ def sandbox_problem(timeout: float = 20.0) -> str | None:
         give_to_kernel(session)
         probe = "import socket, vgcourse; print(len(socket.if_nameindex()))"
         try:
-            done = subprocess.run(sandboxed([interpreter(), "-c", probe], session, cwd=session, env={}, bwrap=bwrap),
-                                  capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(sandboxed([interpreter(), "-c", probe], env={}, writable=[session], bwrap=bwrap),
+                                  capture_output=True, text=True, timeout=timeout, env=allowed_environment())
         except (OSError, subprocess.TimeoutExpired) as error:
             return f"{bwrap} failed: {type(error).__name__}: {error}"
         if done.returncode != 0:

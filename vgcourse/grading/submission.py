@@ -1,11 +1,15 @@
-"""Grading one submitted notebook: run it in a fresh kernel, then score each answer here.
+"""Grading one submitted notebook: run its answers in a fresh kernel, then score them here.
 
-The submission runs in a fresh kernel (:class:`~vgcourse.grading.runner.KernelSession`). The
-questions, their points, the random test cases, the reference answers and the comparison all
-come from the grader's own process and registry; the kernel only calls the learner's answers
-on the cases (:func:`vgcourse.grading.kernel.answer_cases`) and hands back plain data, read with
-``torch.load(weights_only=True)``. So editing the check cells, redefining ``check`` or patching
-``vgcourse.grading`` inside the submission changes nothing but that submission's own outputs.
+The submission's imports and answer cells (:mod:`vgcourse.grading.answer_cells`) run in a fresh,
+sandboxed and locked kernel (:class:`~vgcourse.grading.runner.KernelSession`); no other cell
+runs. The questions, their points, the random test cases, the reference answers and the
+comparison all stay in the grader's own process — the kernel cannot even read the reference
+answers' files, and course functions that answer a question by themselves raise there
+(:mod:`vgcourse.grading.lockdown`). The kernel only calls the learner's answers on the cases
+(:func:`vgcourse.grading.kernel.answer_cases`) and hands back plain data, read with
+``torch.load(weights_only=True)`` and checked strictly. So a generic cell that substitutes
+answers, edited check cells, a redefined ``check`` or a patched ``vgcourse.grading`` change
+nothing but that submission's own outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +27,7 @@ from pathlib import Path
 import torch
 from nbformat import NotebookNode
 
+from vgcourse.grading.answer_cells import graded_cells
 from vgcourse.grading.files import FileRefused, create_file, read_regular
 from vgcourse.grading.grade import MAX_REASON, SubmissionGrade, clean_text
 from vgcourse.grading.kernel import MISSING
@@ -114,9 +120,10 @@ def grade_submission(
         with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-",
                                          ignore_cleanup_errors=True) as folder:
             session = KernelSession(Path(folder), cell_timeout=cell_timeout, deadline=started + timeout,
-                                    memory_limit_mb=memory_limit_mb, sandboxed=sandboxed)
+                                    memory_limit_mb=memory_limit_mb, sandboxed=sandboxed,
+                                    refused=refused_objects(questions))
             with session:
-                if _run_cells(nb, session, grade, timeout):
+                if _run_cells(nb, questions, session, grade, timeout):
                     for number, question in enumerate(questions):
                         if not _grade_question(session, question, grade, number, timeout):
                             break
@@ -166,28 +173,48 @@ def _stopping(run: CellRun, where: str, timeout: float) -> tuple[str, str] | Non
     return None
 
 
-def _run_cells(nb: NotebookNode, session: KernelSession, grade: SubmissionGrade, timeout: float) -> bool:
-    """Run the learner's code cells in order; whether grading can go on."""
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        where = f"cell {index + 1}"
+def refused_objects(questions: list[Question]) -> dict[str, str]:
+    """The course objects that answer one of ``questions`` by themselves (their ``answered_by``),
+    each with what it says in the grading kernel when an answer calls it."""
+    return {dotted: f"{question.id}: {dotted} answers this question by itself, so an answer that uses it "
+                    f"earns nothing; write it yourself ({question.task})"
+            for question in questions for dotted in question.answer.answered_by}
+
+
+def _run_cells(nb: NotebookNode, questions: list[Question], session: KernelSession, grade: SubmissionGrade,
+               timeout: float) -> bool:
+    """Run the learner's imports and answer cells in order; whether grading can go on."""
+    for cell in graded_cells(nb, [q.id for q in questions], [q.answer_name for q in questions]):
         run = session.run(cell.source)
-        if stop := _stopping(run, where, timeout):
+        if stop := _stopping(run, cell.where, timeout):
             grade.note(*stop)
             return False
         if run.outcome == "error":
-            grade.note("errors", f"{where}: {run.error}")
+            grade.note("errors", f"{cell.where}: {run.error}")
         elif run.outcome == "timeout":
-            grade.note("timeout", f"{where} {run.error}")
+            grade.note("timeout", f"{cell.where} {run.error}")
     return True
 
 
 def _exchange_folder(session: KernelSession) -> int:
-    """A file descriptor of ``session.folder/exchange``, created if needed; never through a symlink."""
-    exchange = session.folder / "exchange"
+    """A file descriptor of the session's exchange folder, created if needed; never through a symlink."""
+    exchange = session.outputs.parent
     exchange.mkdir(exist_ok=True)
     return os.open(exchange, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def _empty_outputs(folder: int, name: str) -> None:
+    """Empty the outputs file ``name`` in ``folder`` (if it is still a regular file), so that
+    what the last question left there is never read as this one's."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return  # gone or replaced: reading it will say so
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 def _write_cases(folder: int, name: str, cases: list) -> None:
@@ -200,7 +227,7 @@ def _read_results(folder: int, name: str) -> bytes | str:
     """The bytes of the regular file ``name`` in ``folder`` (at most :data:`MAX_RESULTS_BYTES`,
     :func:`~vgcourse.grading.files.read_regular`), or why it cannot be read."""
     try:
-        return read_regular(name, MAX_RESULTS_BYTES, dir_fd=folder)
+        data = read_regular(name, MAX_RESULTS_BYTES, dir_fd=folder)
     except FileNotFoundError:
         return "the kernel sent no results back"
     except FileRefused as refused:
@@ -211,6 +238,7 @@ def _read_results(folder: int, name: str) -> bytes | str:
         return f"the results were too large (over {MAX_RESULTS_BYTES // 2**20} MB)"
     except OSError as error:  # ELOOP: a symlink
         return f"the results could not be opened ({error.strerror or error})"
+    return data or "the kernel sent no results back"
 
 
 def _grade_question(session: KernelSession, question: Question, grade: SubmissionGrade, number: int,
@@ -225,14 +253,13 @@ def _grade_question(session: KernelSession, question: Question, grade: Submissio
                                              "the grader's folder"))
         return True
     try:
-        # fresh random names: a file the kernel planted under a name it guessed is never used
-        token = secrets.token_hex(8)
-        cases_name, outputs_name = f"{question.id}.{token}.cases.pt", f"{question.id}.{token}.outputs.pt"
+        # a fresh random name: a file an unsandboxed kernel planted under a name it guessed is never used
+        cases_name = f"{question.id}.{secrets.token_hex(8)}.cases.pt"
         _write_cases(folder, cases_name, [public_case(question, case) for case in cases])
-        exchange = session.folder / "exchange"
+        _empty_outputs(folder, session.outputs.name)
         run = session.run("from vgcourse.grading.kernel import answer_cases as _vgcourse_answer_cases\n"
-                          f"_vgcourse_answer_cases({question.id!r}, globals(), {str(exchange / cases_name)!r}, "
-                          f"{str(exchange / outputs_name)!r})", history=False)
+                          f"_vgcourse_answer_cases({question.id!r}, globals(), "
+                          f"{str(session.outputs.parent / cases_name)!r}, {str(session.outputs)!r})", history=False)
         where = f"testing {question.id}"
         if stop := _stopping(run, where, timeout):
             grade.note(*stop)
@@ -244,7 +271,7 @@ def _grade_question(session: KernelSession, question: Question, grade: Submissio
             grade.note("errors", f"{where}: {run.error}")
             result = _zero(question, f"the answer could not be tested ({run.error})")
         else:
-            result = _score_outputs(question, cases, _read_results(folder, outputs_name))
+            result = _score_outputs(question, cases, _read_results(folder, session.outputs.name))
     finally:
         os.close(folder)
     grade.results.append(result)
