@@ -4,7 +4,7 @@ command line (``vgcourse grade``) writes the report, prints the summary and refu
 import csv
 
 import pytest
-from fixtures.grading_submissions import IDS, answer_index, code, solution, untouched, write
+from fixtures.grading_submissions import SESSION_FOLDER, IDS, answer_code, answer_index, solution, untouched, write
 
 from vgcourse.tools.cli import main
 from vgcourse.grading.batch import grade_submissions
@@ -53,7 +53,7 @@ vgcourse.grading.kernel.answer_cases = fake_answer_cases
 def test_a_submission_cannot_grade_itself(tmp_path):
     marker = tmp_path / "unpickled"
     nb = solution()
-    nb.cells.insert(2, code(f"MARKER = {str(marker)!r}\n" + CHEAT))
+    nb.cells.insert(2, answer_code(f"MARKER = {str(marker)!r}\n" + CHEAT))
     for qid, wrong in zip(IDS, ("sigmoid_derivative = lambda x: x * 0",
                                 "tanh_derivative = lambda x: x",
                                 "input_for_derivative = lambda d: 0.0")):
@@ -166,7 +166,7 @@ def test_feedback_text_is_clean_whatever_the_submission_says(tmp_path, monkeypat
     monkeypatch.setenv("VGCOURSE_TEST_SECRET", "hunter2-very-secret")
     nb = untouched()
     nb.cells[answer_index(nb, IDS[0])].source = FORGER
-    nb.cells.insert(answer_index(nb, IDS[0]) + 1, code("raise RuntimeError(FORGED + 'x' * 30_000_000)"))
+    nb.cells.insert(answer_index(nb, IDS[0]) + 1, answer_code("raise RuntimeError(FORGED + 'x' * 30_000_000)"))
     out = tmp_path / "scores.csv"
     assert main(["grade", str(write(nb, tmp_path / "submissions", "mallory")), "--out", str(out),
                  "--cell-timeout", "30"]) == 0
@@ -184,14 +184,19 @@ def test_feedback_text_is_clean_whatever_the_submission_says(tmp_path, monkeypat
 PLANTER = """\
 import os
 import vgcourse.grading.kernel
-os.makedirs("../exchange", exist_ok=True)
-for qid in {ids!r}:  # the names today's grader writes the cases to
-    os.symlink({victim!r}, f"../exchange/{{qid}}.cases.pt")
+exchange = {session} / "exchange"
+for qid in {ids!r}:  # the names the grader wrote the cases to before they were random
+    try:
+        os.symlink({victim!r}, exchange / f"{{qid}}.cases.pt")
+    except OSError:
+        pass  # the sandbox's exchange folder is read-only
 
 
 def answers_through_links(question_id, namespace, cases_path, outputs_path):
+    if os.path.exists(outputs_path):
+        os.remove(outputs_path)
     if question_id == {ids[0]!r}:
-        os.mkfifo(outputs_path)  # today's grader blocks opening it
+        os.mkfifo(outputs_path)  # the grader before issue 14 blocked opening it
     else:
         os.symlink({victim!r}, outputs_path)
 
@@ -200,16 +205,20 @@ vgcourse.grading.kernel.answer_cases = answers_through_links
 """
 
 
-def test_links_and_fifos_in_the_exchange_folder_redirect_and_block_nothing(tmp_path):
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "not sandboxed"])
+def test_links_and_fifos_in_the_exchange_folder_redirect_and_block_nothing(tmp_path, sandboxed):
     victim = tmp_path / "victim.txt"
     victim.write_text("the instructor's file")
     nb = solution()
-    nb.cells.insert(2, code(PLANTER.format(ids=IDS, victim=str(victim))))
-    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=60)
+    nb.cells.insert(2, answer_code(PLANTER.format(ids=IDS, victim=str(victim), session=SESSION_FOLDER)))
+    grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=60, sandboxed=sandboxed)
     assert victim.read_text() == "the instructor's file"
     assert (grade.total, grade.max_points) == (0, 6) and grade.status != "grader error", grade.error
-    assert "not a regular file" in grade.results[0].message
-    assert all("could not be opened" in r.message for r in grade.results[1:])
+    if sandboxed:  # the kernel can neither remove nor replace its outputs file
+        assert all("could not be tested" in r.message for r in grade.results), grade.results
+    else:
+        assert "not a regular file" in grade.results[0].message
+        assert all("could not be opened" in r.message for r in grade.results[1:])
     assert grade.seconds < 50
 
 
@@ -246,16 +255,17 @@ def test_a_replaced_exchange_folder_costs_the_submission_not_the_grader(tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     nb = solution()
-    # the sandbox creates the exchange folder before the kernel starts, owned by the kernel's uid
-    nb.cells.insert(2, code("import os\nif os.path.isdir('../exchange'):\n    os.rename('../exchange', '../moved')\n"
-                            f"os.symlink({str(elsewhere)!r}, '../exchange')"))
+    nb.cells.insert(2, answer_code(f"import os\nsession = {SESSION_FOLDER}\n"
+                                   "os.rename(session / 'exchange', session / 'moved')\n"
+                                   f"os.symlink({str(elsewhere)!r}, session / 'exchange')"))
     path = write(nb, tmp_path, "mallet")
     # The grader's own defence, without the sandbox: it notices, and writes nothing through the link.
     grade = grade_submission(path, cell_timeout=10, timeout=60, sandboxed=False)
     assert grade.status == "errors" and "exchange folder was replaced" in grade.error
     assert grade.total == 0 and "tampered" in grade.results[0].message
     assert list(elsewhere.iterdir()) == []
-    # In the sandbox the kernel cannot even move the folder: the session folder is not its to change.
+    # In the sandbox the kernel cannot even move the folder: its session folder is not its to change.
     grade = grade_submission(path, cell_timeout=10, timeout=60)
-    assert "PermissionError" in grade.error and list(elsewhere.iterdir()) == []
+    assert grade.status == "errors" and grade.error.startswith("cell 3: "), grade.error
+    assert list(elsewhere.iterdir()) == [] and grade.total == 6, grade.error  # then graded as usual
     assert grade.total == grade.max_points  # the answers are still graded: the attack only failed

@@ -3,7 +3,7 @@ when called, the memory cap, exceptions, a kernel that ignores interrupts (and l
 process), and an oversized output. All graded in one batch with short limits."""
 
 import pytest
-from fixtures.grading_submissions import IDS, answer_index, code, running, solution, without_checks, write
+from fixtures.grading_submissions import IDS, answer_code, answer_index, running, solution, without_checks, write
 
 from vgcourse.grading import runner
 from vgcourse.grading.batch import grade_submissions
@@ -38,19 +38,19 @@ def grades(tmp_path_factory):
     loops.cells[answer_index(loops, IDS[1])].source = "def tanh_derivative(x):\n    while True:\n        pass\n"
 
     errors = solution()
-    errors.cells[2:2] = [code("huge = torch.empty(2**31)  # 8 GB: over the memory limit, fine without it"),
-                         code(TRAINING)]
+    errors.cells[2:2] = [answer_code("huge = torch.empty(2**31)  # 8 GB: over the memory limit, fine without it"),
+                         answer_code(TRAINING)]
     errors.cells[answer_index(errors, IDS[1])].source += "\n1 / 0\n"
 
     stuck = solution()
-    stuck.cells.append(code(
+    stuck.cells.append(answer_code(
         "import signal, subprocess\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child inherits it\n"
         f"child = subprocess.Popen(['sleep', '{CHILD_SECONDS}'])  # in the sandbox: a pid seen only there\n"
         "while True:\n    pass\n"))
 
     chatty = solution()
-    chatty.cells.append(code("print('x' * 3_000_000)"))
+    chatty.cells.append(answer_code("print('x' * 3_000_000)"))
 
     paths = [write(nb, folder, student) for nb, student in
              ((loops, "ivan"), (errors, "judy"), (stuck, "mallory"), (chatty, "oscar"))]

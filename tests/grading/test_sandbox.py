@@ -80,7 +80,10 @@ def test_a_kernel_cannot_write_to_the_package_the_venv_or_the_interpreter(kernel
 
 
 def test_a_kernel_can_write_only_its_outputs_file_its_home_and_a_small_tmp(kernel, tmp_path):
-    for target in (tmp_path / "planted", kernel.folder / "exchange" / "planted", kernel.folder / "planted"):
+    targets = [tmp_path / "planted", kernel.folder / "exchange" / "planted", kernel.folder / "planted"]
+    if os.geteuid() == 0:  # the kernel's uid made its sockets there, then the grader took the folder back
+        targets.append(kernel.folder / "kernel" / "planted")
+    for target in targets:
         attempt(kernel, f"try:\n    open({str(target)!r}, 'x').close()\nexcept OSError:\n    pass\n"
                         "else:\n    raise Attack('wrote outside its outputs file')\n")
         assert not target.exists()

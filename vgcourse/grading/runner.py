@@ -256,6 +256,8 @@ class KernelSession:
             self._setup.__enter__()
         except Exception as error:
             raise KernelStartError(f"the kernel did not start ({type(error).__name__}: {error})") from error
+        if self.sandboxed:  # its sockets exist: nothing more to create there
+            sandbox.take_from_kernel(self.folder / "kernel")
         self._pgid = getattr(getattr(self._client.km, "provisioner", None), "pgid", None)
         self._process = getattr(getattr(self._client.km, "provisioner", None), "process", None)
         self._watchdog = threading.Timer(max(self.deadline - time.monotonic(), 0.0) + INTERRUPT_GRACE

@@ -247,6 +247,14 @@ def give_to_kernel(path: Path) -> None:
         os.chown(path, KERNEL_UID, KERNEL_UID)
 
 
+def take_from_kernel(path: Path) -> None:
+    """Give ``path`` back to the grader (run as root), so the kernel's uid can no longer create
+    files in it; else nothing (a grader that is not root shares its uid with the kernel)."""
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o755)
+
+
 def sandbox_problem(timeout: float = 20.0) -> str | None:
     """Why kernels cannot be sandboxed here (``None`` when they can): tries ``bwrap`` with this
     environment's Python, no network and the kernel's uid."""
