@@ -53,13 +53,13 @@ vgcourse.grading.kernel.answer_cases = fake_answer_cases
 def test_a_submission_cannot_grade_itself(tmp_path):
     marker = tmp_path / "unpickled"
     nb = solution()
-    nb.cells.insert(2, answer_code(f"MARKER = {str(marker)!r}\n" + CHEAT))
     for qid, wrong in zip(IDS, ("sigmoid_derivative = lambda x: x * 0",
                                 "tanh_derivative = lambda x: x",
                                 "input_for_derivative = lambda d: 0.0")):
         cell = nb.cells[answer_index(nb, qid)]
         cell.source = wrong
         cell.metadata["vgcourse"]["points"] = 100  # the grader's registry decides, not the notebook
+    nb.cells.insert(2, answer_code(f"MARKER = {str(marker)!r}\n" + CHEAT))  # an answer cell: it runs
     grade = grade_submission(write(nb, tmp_path, "mallet"), cell_timeout=10, timeout=120)
     assert (grade.status, grade.total, grade.max_points) == ("ok", 0, 6)
     assert [r.points for r in grade.results] == [0, 0, 0]

@@ -26,7 +26,7 @@ def test_there_is_a_solution_for_every_exercise():
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_each_solution_scores_full_marks_with_every_cell_running(grades, assignment):
+def test_each_solution_scores_full_marks_with_only_its_imports_and_answer_cells_run(grades, assignment):
     grade = grades[assignment]
     assert grade.status == "ok", grade.error
     expected = sum(q.points for q in assignment_questions(assignment))

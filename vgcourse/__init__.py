@@ -20,7 +20,8 @@ Built on it:
                          ``hidden_states``, ``recurrence``, ``normalization``, ``variance``)
     ``widgets``          the ipywidgets explorers
 Around it:
-    ``grading``          the grader's engine; ``grading.questions``: ``ex01`` … ``ex10``
+    ``grading``          the grader's engine; ``grading.calls``: what a grading kernel runs of each
+                         question, ``grading.questions``: the questions with their references
     ``tools``            the ``vgcourse`` command (``cli``): ``notebook_format`` (the notebook
                          format contract), ``exercise`` and ``release`` (exercises from
                          solutions), ``build``, ``workspace``, ``doctor``

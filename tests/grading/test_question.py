@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from vgcourse.grading import get_question
+from vgcourse.grading.answering import Call, call_outputs
 from vgcourse.grading.question import (
-    MAX_NOTE, Passed, Question, Result, call_outputs, close_numbers, close_tensors, equal_values, score,
+    MAX_NOTE, Passed, Question, Result, close_numbers, close_tensors, equal_values, score,
 )
 
 
@@ -16,8 +17,8 @@ def sigmoid_derivative(x):
 
 def doubling(compare):
     """A two-case question, ``2 * n``, judged by ``compare``."""
-    return Question(id="ex01.double", points=3, answer_name="double", task="return 2 * n", hint="n + n",
-                    cases=lambda generator: [{"n": 1}, {"n": 5}], call=lambda answer, case: answer(case["n"]),
+    return Question(answer=Call("ex01.double", "double", lambda answer, case: answer(case["n"])), points=3,
+                    task="return 2 * n", hint="n + n", cases=lambda generator: [{"n": 1}, {"n": 5}],
                     expected=lambda case: 2 * case["n"], compare=compare)
 
 
@@ -28,19 +29,19 @@ def test_a_note_returned_by_compare_is_shown_under_the_pass_line_and_nothing_is_
 
     question = doubling(compare)
     cases = question.cases(None)
-    result = score(question, cases, call_outputs(question, lambda n: 2 * n, cases))
+    result = score(question, cases, call_outputs(question.answer, lambda n: 2 * n, cases))
     assert result.passed and result.points == 3
     assert result.message == ("✓ ex01.double: passed 2 randomized tests (3/3 points)\n"
                               "  ex01.double: measured 2\n  ex01.double: measured 10")
     assert capsys.readouterr().out == ""
-    wrong = score(question, cases, call_outputs(question, lambda n: 2 * n + (n == 5), cases))
+    wrong = score(question, cases, call_outputs(question.answer, lambda n: 2 * n + (n == 5), cases))
     assert not wrong.passed and "measured" not in wrong.message and "expected 10, got 11" in wrong.message
 
 
 def test_a_long_note_is_cut(capsys):
     question = doubling(lambda got, want, case: Passed("z" * 10 * MAX_NOTE))
     cases = question.cases(None)
-    message = score(question, cases, call_outputs(question, lambda n: 2 * n, cases)).message
+    message = score(question, cases, call_outputs(question.answer, lambda n: 2 * n, cases)).message
     assert len(message) < 3 * MAX_NOTE and message.split("\n", 1)[1].count("z") == 2 * (MAX_NOTE - len("\n  ex01.double: "))
 
 
@@ -55,13 +56,15 @@ def test_score_does_not_trust_the_shape_of_outputs(outputs):
 
 
 def test_question_ids_and_points_are_validated():
-    args = dict(answer_name="f", task="t", hint="h", cases=list, call=None, expected=None, compare=None)
+    args = dict(task="t", hint="h", cases=list, expected=None, compare=None)
     with pytest.raises(ValueError, match="must look like"):
-        Question(id="exercise1", points=1, **args)
+        Call("exercise1", "f", None)
     with pytest.raises(ValueError, match="positive integer"):
-        Question(id="ex01.f", points=0, **args)
+        Question(answer=Call("ex01.f", "f", None), points=0, **args)
     with pytest.raises(ValueError, match="positive integer, got True"):
-        Question(id="ex01.f", points=True, **args)
+        Question(answer=Call("ex01.f", "f", None), points=True, **args)
+    with pytest.raises(TypeError, match="must be a Call"):
+        Question(answer="ex01.f", points=1, **args)
 
 
 def test_comparisons_explain_the_difference():
@@ -80,7 +83,7 @@ def test_outputs_are_plain_data_that_load_with_weights_only(tmp_path):
 
     question = get_question("ex01.sigmoid_derivative")
     cases = question.cases(torch.Generator().manual_seed(0))
-    outputs = call_outputs(question, lambda x: sigmoid_derivative(x).as_subclass(Sneaky), cases)
+    outputs = call_outputs(question.answer, lambda x: sigmoid_derivative(x).as_subclass(Sneaky), cases)
     torch.save(outputs, tmp_path / "out.pt")
     loaded = torch.load(tmp_path / "out.pt", weights_only=True)
     assert type(loaded[0]["ok"]) is torch.Tensor

@@ -184,7 +184,7 @@ def test_the_watchdog_kills_the_kernel_when_the_grader_is_blocked(tmp_path, monk
     monkeypatch.setattr(runner, "INTERRUPT_GRACE", 0.5)
     monkeypatch.setattr(runner, "WATCHDOG_GRACE", 0.5)
     marker = f"{300 + secrets.randbelow(10**6) / 10**7:.7f}"
-    with session(tmp_path, seconds=5) as started:
+    with session(tmp_path, seconds=15) as started:  # a kernel takes a few seconds to start
         assert started.run(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)"
                            ).outcome == "ok"
         time.sleep(max(started.deadline - time.monotonic(), 0) + 3)  # the grader stuck, e.g. in an open()
@@ -271,3 +271,16 @@ def test_a_grader_that_is_not_root_sandboxes_in_a_user_namespace(monkeypatch):
     command = sandbox.sandboxed(["python"], env={}, writable=[Path("/tmp/s")])
     assert "--unshare-user" in command and not any("setpriv" in arg for arg in command)
     assert sandbox.sandbox_problem() is None  # the same sandbox, run with a user namespace
+
+
+def test_the_unprivileged_sandbox_runs_a_kernel_and_grades(tmp_path, monkeypatch):
+    """The sandbox a grader that is not root gets (a user namespace, no setpriv), end to end; as
+    root this still runs as uid 0 inside, so only the command line and the grading are checked
+    here (the interpreter of this machine is not reachable by another uid)."""
+    from fixtures.grading_submissions import solution, write
+
+    from vgcourse.grading.submission import grade_submission
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    grade = grade_submission(write(solution(), tmp_path, "nina"), cell_timeout=30, timeout=120)
+    assert (grade.status, grade.total, grade.max_points) == ("ok", 6, 6), grade.error

@@ -13,7 +13,7 @@ import torch
 from fixtures.grading_submissions import solution, write
 
 from vgcourse.grading import submission
-from vgcourse.grading.question import Passed, Question, close_tensors, equal_values, public_case
+from vgcourse.grading.question import Call, Passed, Question, close_tensors, equal_values, public_case
 from vgcourse.grading.registry import get_question
 from vgcourse.grading.submission import grade_submission
 
@@ -29,8 +29,8 @@ def _scored(question, cases, path):
         os.close(folder)
 
 
-DOUBLE = Question(id="ex01.double", points=3, answer_name="double", task="return 2 * n", hint="n + n",
-                  cases=lambda generator: [{"n": 1}, {"n": 5}], call=lambda answer, case: answer(case["n"]),
+DOUBLE = Question(answer=Call("ex01.double", "double", lambda answer, case: answer(case["n"])), points=3,
+                  task="return 2 * n", hint="n + n", cases=lambda generator: [{"n": 1}, {"n": 5}],
                   expected=lambda case: 2 * case["n"], compare=lambda got, want, case: equal_values(got, want))
 
 
@@ -56,8 +56,8 @@ def test_results_from_the_kernel_are_checked_then_scored_here(tmp_path, monkeypa
     def compare(got, want, case):
         return equal_values(got, want) or Passed("measured in the grader")
 
-    question = Question(id="ex01.double", points=3, answer_name="double", task="return 2 * n", hint="n + n",
-                        cases=lambda generator: [{"n": 1}, {"n": 5}], call=lambda answer, case: answer(case["n"]),
+    question = Question(answer=Call("ex01.double", "double", lambda answer, case: answer(case["n"])), points=3,
+                        task="return 2 * n", hint="n + n", cases=lambda generator: [{"n": 1}, {"n": 5}],
                         expected=lambda case: 2 * case["n"], compare=compare)
     cases = question.cases(None)
     path = tmp_path / "outputs.pt"
@@ -99,7 +99,7 @@ def test_a_symlink_planted_in_the_exchange_folder_is_not_written_through(tmp_pat
 
 def test_a_symlinked_exchange_folder_is_refused(tmp_path):
     class Session:
-        folder = tmp_path
+        outputs = tmp_path / "exchange" / "outputs.pt"
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "exchange").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(OSError):
@@ -120,8 +120,8 @@ def test_a_fifo_as_the_outputs_file_does_not_block_the_grader(tmp_path):
 def test_a_complex_tensor_with_the_right_real_part_scores_nothing():
     expected = torch.tensor([0.25, 0.1])
     assert "complex" in close_tensors(torch.complex(expected, torch.ones(2)), expected)
-    question = Question(id="ex01.same", points=2, answer_name="same", task="t", hint="h",
-                        cases=lambda g: [{"x": expected}], call=lambda a, c: a(c["x"]),
+    question = Question(answer=Call("ex01.same", "same", lambda a, c: a(c["x"])), points=2, task="t", hint="h",
+                        cases=lambda g: [{"x": expected}],
                         expected=lambda case: case["x"], compare=lambda got, want, case: close_tensors(got, want))
     from vgcourse.grading.question import score
     assert score(question, [{"x": expected}], [{"ok": torch.complex(expected, torch.ones(2))}]).points == 0

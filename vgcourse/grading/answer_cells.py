@@ -3,7 +3,8 @@
 A submission's answers are tested in a kernel that runs only what the answers need: each
 **answer cell** whole (a cell the exercise marked with a question's id, or one that defines a
 question's answer name), and from every other code cell just its top-level ``import``
-statements, all in notebook order. The rest — experiments, plots, ``check()`` cells and
+statements, each on its own (so one that fails, such as an import of something the grading
+kernel does not have, costs only itself), all in notebook order. The rest — experiments, plots, ``check()`` cells and
 anything added to the notebook — never runs while answers are graded, so a cell that is no
 answer cannot change how the answers are tested.
 """
@@ -22,7 +23,7 @@ from vgcourse.tools.notebook_format import cell_question
 @dataclass(frozen=True)
 class GradedCell:
     """Code the grading kernel runs: ``source`` from the notebook's cell ``index`` (0-based);
-    ``whole`` for an answer cell, else only that cell's imports."""
+    ``whole`` for an answer cell, else one of that cell's import statements."""
 
     index: int
     source: str
@@ -30,8 +31,8 @@ class GradedCell:
 
     @property
     def where(self) -> str:
-        """How messages name it, e.g. ``"cell 4"`` or ``"the imports of cell 1"``."""
-        return f"cell {self.index + 1}" if self.whole else f"the imports of cell {self.index + 1}"
+        """How messages name it, e.g. ``"cell 4"`` or ``"an import of cell 1"``."""
+        return f"cell {self.index + 1}" if self.whole else f"an import of cell {self.index + 1}"
 
 
 def _python(source: str) -> ast.Module | None:
@@ -79,7 +80,6 @@ def graded_cells(nb: NotebookNode, question_ids: Iterable[str], answer_names: It
         if (marked is not None and marked[0] in ids) or (tree is not None and _binds(tree, names)):
             cells.append(GradedCell(index, cell.source, whole=True))
         elif tree is not None:
-            imports = [ast.unparse(s) for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
-            if imports:
-                cells.append(GradedCell(index, "\n".join(imports), whole=False))
+            cells += [GradedCell(index, ast.unparse(statement), whole=False) for statement in tree.body
+                      if isinstance(statement, (ast.Import, ast.ImportFrom))]
     return cells

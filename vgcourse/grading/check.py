@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from vgcourse.grading.question import Question, Result, call_outputs, score
+from vgcourse.grading.answering import call_outputs
+from vgcourse.grading.question import Question, Result, score
 from vgcourse.grading.registry import get_question
 
 _FROM_NOTEBOOK = object()
@@ -26,7 +27,7 @@ def run_question(question: Question | str, answer: Any, seed: int | None = None)
     question = get_question(question) if isinstance(question, str) else question
     generator = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
     cases = question.cases(generator)
-    return score(question, cases, call_outputs(question, answer, cases))
+    return score(question, cases, call_outputs(question.answer, answer, cases))
 
 
 def check(question_id: str, answer: Any = _FROM_NOTEBOOK) -> None:

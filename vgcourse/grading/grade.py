@@ -11,10 +11,11 @@ from pathlib import Path
 from vgcourse.grading.question import Result
 
 STATUSES: dict[str, str] = {
-    "ok": "every cell ran without an exception",
-    "not attempted": "every cell ran, and every answer still raises NotImplementedError as handed out: "
+    "ok": "every answer cell and import ran without an exception (grading runs nothing else)",
+    "not attempted": "everything ran, and every answer still raises NotImplementedError as handed out: "
                      "nothing was answered",
-    "errors": "some cells raised exceptions; the other cells still ran and every question was graded",
+    "errors": "some answer cells or imports raised exceptions; the others still ran and every question "
+              "was graded",
     "timeout": "a cell, or testing an answer, ran past the per-cell time limit and was interrupted; "
                "the rest still ran and was graded, unless the cell ignored the interrupt "
                "(then the questions not graded yet score 0)",

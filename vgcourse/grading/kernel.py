@@ -1,8 +1,10 @@
 """The one piece of grading that runs inside a submission's kernel.
 
 The batch grader writes a question's cases to a file and asks the kernel to run
-:func:`answer_cases`, which only calls the learner's answer and saves the raw outputs.
-Whether they are right is decided back in the grader's process (:func:`~vgcourse.grading.question.score`).
+:func:`answer_cases`, which only calls the learner's answer (the question's
+:class:`~vgcourse.grading.answering.Call`) and saves the raw outputs. Whether they are right is
+decided back in the grader's process (:func:`~vgcourse.grading.question.score`); nothing this
+module imports holds a reference answer.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Any
 
 import torch
 
-from vgcourse.grading.question import call_outputs
-from vgcourse.grading.registry import get_question
+from vgcourse.grading.answering import call_outputs
+from vgcourse.grading.calls import get_call
 
 MISSING = "missing"
 
@@ -22,10 +24,10 @@ def answer_cases(question_id: str, namespace: dict[str, Any], cases_path: str, o
 
     Saves ``{"outputs": [...]}``, or ``{"missing": name}`` when the notebook never defined the answer.
     """
-    question = get_question(question_id)
+    call = get_call(question_id)
     cases = torch.load(cases_path, weights_only=True)
-    if question.answer_name not in namespace:
-        result: dict[str, Any] = {MISSING: question.answer_name}
+    if call.answer_name not in namespace:
+        result: dict[str, Any] = {MISSING: call.answer_name}
     else:
-        result = {"outputs": call_outputs(question, namespace[question.answer_name], cases)}
+        result = {"outputs": call_outputs(call, namespace[call.answer_name], cases)}
     torch.save(result, outputs_path)

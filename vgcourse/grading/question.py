@@ -4,8 +4,9 @@ The same :class:`Question` serves both places an answer is tested:
 
 * ``check()`` in the learner's notebook runs everything in the learner's process;
 * the batch grader (:mod:`vgcourse.grading.batch`) sends the cases to the learner's kernel,
-  which only runs ``call`` and returns the raw outputs; the reference and the comparison run in
-  the grader's own process, so nothing the submission does to its kernel can change a score.
+  which only runs the question's :class:`~vgcourse.grading.answering.Call` (its ``answer``) and
+  returns the raw outputs; the reference and the comparison run in the grader's own process, so
+  nothing the submission does to its kernel can change a score.
 
 Cases and outputs cross between processes with ``torch.save`` / ``torch.load(weights_only=True)``,
 so they must be built from tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts.
@@ -22,10 +23,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from vgcourse.tools.notebook_format import QUESTION_ID
+from vgcourse.grading.answering import NOT_ANSWERED, Call, Case  # noqa: F401 (Case is re-exported)
 from vgcourse.validation import is_int, is_real
-
-Case = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -33,14 +32,13 @@ class Question:
     """A graded question.
 
     Attributes:
-        id: stable id, e.g. ``"ex01.sigmoid_derivative"`` (also in the answer cell's metadata).
+        answer: how the learner's answer is found and run (:class:`~vgcourse.grading.answering.Call`):
+            the question's ``id`` (e.g. ``"ex01.sigmoid_derivative"``, also in the answer cell's
+            metadata) and ``answer_name`` are its. It runs where the learner's code runs.
         points: points for a fully correct answer (all cases pass; otherwise 0).
-        answer_name: the name the learner's answer is defined under in the notebook.
         task: one line saying what to write.
         hint: shown when the answer is wrong.
         cases: ``cases(generator) -> list[Case]``: fresh randomized inputs for one check.
-        call: ``call(answer, case) -> output``: runs the learner's answer on one case and turns
-            the result into plain data. It runs where the learner's code runs.
         expected: ``expected(case) -> reference output``, computed in the checking process.
         compare: ``compare(got, expected, case) -> str | Passed | None``: ``None`` when ``got`` is
             right, a :class:`Passed` when it is right and the learner should see what was measured,
@@ -49,22 +47,30 @@ class Question:
             never sent to the kernel, where the learner's code could read them.
     """
 
-    id: str
+    answer: Call
     points: int
-    answer_name: str
     task: str
     hint: str
     cases: Callable[[torch.Generator], list[Case]]
-    call: Callable[[Any, Case], Any]
     expected: Callable[[Case], Any]
     compare: Callable[[Any, Any, Case], str | Passed | None]
     private: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not QUESTION_ID.match(self.id):
-            raise ValueError(f"question id {self.id!r} must look like 'ex01.snake_name'")
+        if not isinstance(self.answer, Call):
+            raise TypeError(f"a Question's answer must be a Call, got {type(self.answer).__name__}")
         if not is_int(self.points) or self.points < 1:
             raise ValueError(f"points of {self.id} must be a positive integer, got {self.points!r}")
+
+    @property
+    def id(self) -> str:
+        """The question's id, e.g. ``"ex01.sigmoid_derivative"``."""
+        return self.answer.id
+
+    @property
+    def answer_name(self) -> str:
+        """The name the learner's answer is defined under in the notebook."""
+        return self.answer.answer_name
 
     @property
     def assignment(self) -> str:
@@ -131,40 +137,6 @@ def output_problem(value: Any) -> str | None:
         else:
             return f"the answer returned a {type(item).__name__}, which the checker cannot read"
     return None
-
-
-# ---- running the learner's answer (in the learner's process or kernel) -------------------------
-
-NOT_ANSWERED = "not answered yet"
-
-
-def call_outputs(question: Question, answer: Any, cases: list[Case]) -> list[dict[str, Any]]:
-    """Run ``answer`` on every case; each entry is ``{"ok": output}`` or ``{"error": text}``.
-
-    Exceptions from the learner's code are caught and described, never raised.
-    """
-    outputs: list[dict[str, Any]] = []
-    for case in cases:
-        try:
-            outputs.append({"ok": _plain(question.call(answer, copy.deepcopy(case)))})
-        except NotImplementedError:
-            outputs.append({"error": NOT_ANSWERED})
-        except Exception as error:  # the learner's code may raise anything
-            outputs.append({"error": f"{type(error).__name__}: {error}"})
-    return outputs
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tensors detached, on the CPU and stripped of subclasses."""
-    if isinstance(value, Tensor):
-        return value.detach().cpu().as_subclass(Tensor).clone()
-    if isinstance(value, (list, tuple)):  # named tuples and list subclasses become plain lists
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    raise TypeError(f"the answer returned a {type(value).__name__}, which the checker cannot read")
 
 
 # ---- scoring (in the checking process) ---------------------------------------------------------

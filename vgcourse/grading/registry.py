@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 import re
 
 from pathlib import Path
 
+from vgcourse.grading.answering import unknown_question
 from vgcourse.grading.question import Question
 
 EXERCISE_MODULES: tuple[str, ...] = tuple(sorted(
@@ -46,9 +46,7 @@ def get_question(question_id: str) -> Question:
     """
     if isinstance(question_id, str) and question_id in QUESTIONS:
         return QUESTIONS[question_id]
-    close = difflib.get_close_matches(str(question_id), list(QUESTIONS), n=3)
-    suggestion = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown question {question_id!r}{suggestion} (ids look like 'ex01.sigmoid_derivative')")
+    raise unknown_question(question_id, list(QUESTIONS))
 
 
 def assignment_questions(assignment: str) -> list[Question]:

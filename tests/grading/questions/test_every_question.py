@@ -11,7 +11,8 @@ import torch
 from fixtures.question_answers import SEEDS, answer_of, failure, round_trip, run_cells, same, solution, solution_path
 
 from vgcourse.grading import QUESTIONS, assignment_questions, get_question, run_question
-from vgcourse.grading.question import call_outputs, score
+from vgcourse.grading.answering import call_outputs
+from vgcourse.grading.question import score
 from vgcourse.tools.exercise import make_exercise
 
 EARLY = ("02", "03", "04", "05")  # checked on the solution notebooks run top to bottom
@@ -81,7 +82,7 @@ def test_cases_survive_weights_only_round_trip_and_change_with_the_seed(solved, 
     loaded = torch.load(tmp_path / "cases.pt", weights_only=True)
     assert same(loaded, cases)
     # The batch grader's path: outputs computed in the kernel, saved, loaded and scored elsewhere.
-    torch.save(call_outputs(question, answer_of(solved, qid), loaded), tmp_path / "outputs.pt")
+    torch.save(call_outputs(question.answer, answer_of(solved, qid), loaded), tmp_path / "outputs.pt")
     outputs = torch.load(tmp_path / "outputs.pt", weights_only=True)
     assert score(question, cases, outputs).passed
     assert not same(cases, question.cases(torch.Generator().manual_seed(1)))
@@ -91,7 +92,7 @@ def test_cases_survive_weights_only_round_trip_and_change_with_the_seed(solved, 
 def test_an_answer_hard_coded_from_one_run_fails_the_next(solved, qid):
     question = QUESTIONS[qid]
     cases = question.cases(torch.Generator().manual_seed(0))
-    remembered = call_outputs(question, answer_of(solved, qid), cases)[0]["ok"]
+    remembered = call_outputs(question.answer, answer_of(solved, qid), cases)[0]["ok"]
     if qid == "ex03.hook":
         remembered = remembered["norms"]
     assert "✗" in failure(qid, lambda *args, **kwargs: remembered, seeds=(1, 2, 3))
@@ -150,7 +151,7 @@ def test_cases_round_trip_and_differ_between_seeds(question_id):
 def test_solution_outputs_round_trip_and_score(question_id):
     question = get_question(question_id)
     cases = round_trip(question.cases(torch.Generator().manual_seed(7)))
-    outputs = round_trip(call_outputs(question, solution(question_id), cases))
+    outputs = round_trip(call_outputs(question.answer, solution(question_id), cases))
     assert all("ok" in output for output in outputs), outputs
     if question_id != "ex10.fix":  # its comparison trains; test_fix_solution_passes covers it
         assert score(question, cases, outputs).passed

@@ -130,7 +130,7 @@ def test_diagnose_solution_names_an_explosion_that_ends_in_dead_units(seed, data
     case = {"problem": "exploding", "depth": 9, "activation": "relu", "init": "he", "weight_scale": 4.0,
             "hidden_bias": None, "seed": seed, "data_seed": data_seed}
     question = get_question("ex10.diagnose")
-    assert question.call(solution("ex10.diagnose"), case) == "exploding"
+    assert question.answer.run(solution("ex10.diagnose"), case) == "exploding"
 
 
 def test_fix_solution_passes_and_shows_its_accuracy(capsys):

@@ -8,7 +8,8 @@ import torch
 
 from vgcourse.activations import derivative
 from vgcourse.grading.cases import random_dtype, random_float, random_shape, random_tensor, tolerance
-from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
+from vgcourse.grading.calls import ex01 as calls
+from vgcourse.grading.question import Call, Case, Question, close_numbers, close_tensors
 
 
 def _derivative_cases(generator: torch.Generator) -> list[Case]:
@@ -20,19 +21,17 @@ def _derivative_cases(generator: torch.Generator) -> list[Case]:
     return cases
 
 
-def _derivative_question(name: str, symbol: str, points: int, hint: str) -> Question:
+def _derivative_question(answer: Call, name: str, symbol: str, points: int, hint: str) -> Question:
     def expected(case: Case) -> torch.Tensor:
         x = case["x"]
         return derivative(name, x.double()).to(x.dtype)
 
     return Question(
-        id=f"ex01.{name}_derivative",
+        answer=answer,
         points=points,
-        answer_name=f"{name}_derivative",
         task=f"return {symbol}′(x) elementwise for a tensor x, written with {symbol} itself (no autograd)",
         hint=hint,
         cases=_derivative_cases,
-        call=lambda answer, case: answer(case["x"]),
         expected=expected,
         compare=lambda got, want, case: close_tensors(got, want, **tolerance(case["x"].dtype)),
     )
@@ -48,16 +47,14 @@ def _input_for_derivative(case: Case) -> float:
 
 
 QUESTIONS = (
-    _derivative_question("sigmoid", "σ", 2, "σ′(x) = σ(x)·(1 − σ(x)); use torch.sigmoid so large |x| cannot overflow."),
-    _derivative_question("tanh", "tanh", 2, "tanh′(x) = 1 − tanh(x)²."),
+    _derivative_question(calls.SIGMOID_DERIVATIVE, "sigmoid", "σ", 2, "σ′(x) = σ(x)·(1 − σ(x)); use torch.sigmoid so large |x| cannot overflow."),
+    _derivative_question(calls.TANH_DERIVATIVE, "tanh", "tanh", 2, "tanh′(x) = 1 − tanh(x)²."),
     Question(
-        id="ex01.input_for_derivative",
+        answer=calls.INPUT_FOR_DERIVATIVE,
         points=2,
-        answer_name="input_for_derivative",
         task="return the x ≥ 0 at which σ′(x) equals d, for 0 < d ≤ 1/4",
         hint="Solve s(1 − s) = d for s = σ(x) (take the root ≥ 1/2), then invert σ: x = log(s / (1 − s)).",
         cases=_input_cases,
-        call=lambda answer, case: answer(case["d"]),
         expected=_input_for_derivative,
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-4, atol=1e-6),
     ),

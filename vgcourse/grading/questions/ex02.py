@@ -10,6 +10,7 @@ import torch
 
 from vgcourse.activations import derivative_bound, saturated_fraction
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor
+from vgcourse.grading.calls import ex02 as calls
 from vgcourse.grading.question import Case, Question, close_numbers
 from vgcourse.validation import is_int
 
@@ -166,12 +167,6 @@ def _saturation_cases(generator: torch.Generator) -> list[Case]:
     return cases
 
 
-def _call_saturation(answer: Any, case: Case) -> Any:
-    if "margin" in case:
-        return answer(case["activation"], case["outputs"], margin=case["margin"])
-    return answer(case["activation"], case["outputs"])  # the default margin
-
-
 def _saturation(case: Case) -> float:
     kwargs = {"margin": case["margin"]} if "margin" in case else {}
     return saturated_fraction(case["activation"], case["outputs"], **kwargs)
@@ -179,40 +174,34 @@ def _saturation(case: Case) -> float:
 
 QUESTIONS = (
     Question(
-        id="ex02.depth_bound",
+        answer=calls.DEPTH_BOUND,
         points=2,
-        answer_name="depth_bound",
         task="return (sup f′ · weight_norm) ** depth for activation 'sigmoid', 'tanh' or 'relu'",
         hint="sup f′ is 1/4 for the sigmoid and 1 for tanh and ReLU; each of the `depth` layers "
              "contributes one derivative factor and one weight matrix; depth 0 gives 1.",
         cases=_depth_bound_cases,
-        call=lambda answer, case: answer(case["activation"], case["depth"], case["weight_norm"]),
         expected=_depth_bound,
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-6, atol=0.0),
     ),
     Question(
-        id="ex02.layers_to_vanish",
+        answer=calls.LAYERS_TO_VANISH,
         points=2,
-        answer_name="layers_to_vanish",
         task="return the smallest depth L >= 1 at which (sup f′ · weight_norm) ** L < threshold",
         hint="The bound must be strictly below the threshold: where it equals the threshold exactly, "
              "one more layer is needed. log(threshold) / log(q) can land a hair on either side of an "
              "integer, so check your candidate with the bound itself (or just multiply layer by layer).",
         cases=_vanish_cases,
-        call=lambda answer, case: answer(case["activation"], case["weight_norm"], case["threshold"]),
         expected=_layers_to_vanish,
         compare=_compare_depth,
     ),
     Question(
-        id="ex02.saturated_fraction",
+        answer=calls.SATURATED_FRACTION,
         points=2,
-        answer_name="saturated_fraction",
         task="return the fraction of entries of `outputs` strictly within `margin` of an asymptote",
         hint="The sigmoid's asymptotes are 0 and 1, tanh's are −1 and 1; an output exactly `margin` "
              "away is not saturated. Count over every entry of the tensor, whatever its shape, and "
              "use the `margin` argument (default 0.05).",
         cases=_saturation_cases,
-        call=_call_saturation,
         expected=_saturation,
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-6, atol=1e-6),
     ),

@@ -9,18 +9,14 @@ from torch import Tensor, nn
 from torch.nn.modules import module as module_globals
 
 from vgcourse.grading.cases import random_float, random_int
+from vgcourse.grading.calls import ex03 as calls
+from vgcourse.grading.calls.ex03 import build_model, previous_grads
 from vgcourse.grading.question import Case, Question
 from vgcourse.models import deep_mlp, layer_names, linear_layers
 from vgcourse.training import task_loss
 from vgcourse.validation import is_real
 
 HOOK_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "gelu")
-
-# Where torch.nn keeps hooks: on each module, and globally for every module.
-_MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-                 "_global_backward_pre_hooks")
-_PARAMETER_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
 
 
 # ---- record_grad_norms -------------------------------------------------------------------------
@@ -55,50 +51,8 @@ def _hook_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
-def _build(case: Case) -> nn.Module:
-    return deep_mlp(case["in_features"], case["out_features"], depth=case["depth"], width=case["width"],
-                    activation=case["activation"], seed=case["seed"])
-
-
-def _previous_grads(model: nn.Module, case: Case) -> list[Tensor | None]:
-    """The ``.grad`` each parameter holds before the learner's function runs, as if from an
-    earlier backward pass nobody zeroed."""
-    if case["grad_seed"] is None:
-        return [None for _ in model.parameters()]
-    generator = torch.Generator().manual_seed(case["grad_seed"])
-    return [torch.randn(p.shape, generator=generator) for p in model.parameters()]
-
-
-def _count_hooks(model: nn.Module) -> int:
-    count = 0
-    for module in model.modules():
-        count += sum(len(getattr(module, name, None) or ()) for name in _MODULE_HOOKS)
-    for parameter in model.parameters():
-        count += sum(len(getattr(parameter, name, None) or ()) for name in _PARAMETER_HOOKS)
-    return count
-
-
-def _count_global_hooks() -> int:
-    return sum(len(getattr(module_globals, name, None) or ()) for name in _GLOBAL_HOOKS)
-
-
-def _call_hook(answer: Any, case: Case) -> dict[str, Any]:
-    model = _build(case)
-    for parameter, grad in zip(model.parameters(), _previous_grads(model, case)):
-        parameter.grad = grad
-    global_before = _count_global_hooks()
-    norms = answer(model, case["x"], case["y"])
-    if not isinstance(norms, dict):
-        raise TypeError(f"record_grad_norms must return a dict, got {type(norms).__name__}")
-    return {
-        "norms": norms,
-        "hooks_left": _count_hooks(model) + _count_global_hooks() - global_before,
-        "grads_after": [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()],
-    }
-
-
 def _expected_hook(case: Case) -> dict[str, Any]:
-    model = _build(case)
+    model = build_model(case)
     weights = [layer.weight for layer in linear_layers(model)]
     params = list(model.parameters())
     loss = task_loss(model(case["x"]), case["y"])
@@ -106,7 +60,7 @@ def _expected_hook(case: Case) -> dict[str, Any]:
     by_param = {id(p): g for p, g in zip(params, grads)}
     return {
         "norms": {name: float(by_param[id(w)].norm()) for name, w in zip(layer_names(model), weights)},
-        "grads_before": _previous_grads(model, case),
+        "grads_before": previous_grads(model, case),
         "grads_new": list(grads),
     }
 
@@ -224,9 +178,8 @@ def _compare_bool(got: Any, want: bool, case: Case) -> str | None:
 
 QUESTIONS = (
     Question(
-        id="ex03.hook",
+        answer=calls.HOOK,
         points=3,
-        answer_name="record_grad_norms",
         task="return {layer name: ‖∂loss/∂W‖} for every linear layer, recorded with hooks that are "
              "all removed before returning",
         hint="Register a hook on each linear layer's weight (weight.register_hook(fn) receives this "
@@ -234,21 +187,18 @@ QUESTIONS = (
              "Keys come from vgcourse.models.layer_names(model), in the order of linear_layers(model). "
              "Don't read .grad: it may already hold gradients from an earlier backward pass.",
         cases=_hook_cases,
-        call=_call_hook,
         expected=_expected_hook,
         compare=_compare_hook,
     ),
     Question(
-        id="ex03.stalled",
+        answer=calls.STALLED,
         points=2,
-        answer_name="loss_stalled",
         task="return True when the best of the last `window` losses improves on the best before them "
              "by less than the fraction `min_improvement`",
         hint="With fewer than window + 1 losses return False. Compare min(losses[-window:]) with "
              "min(losses[:-window]) = b: stalled when b − recent < min_improvement · b "
              "(an improvement of exactly that fraction is not a stall).",
         cases=_stall_cases,
-        call=lambda answer, case: answer(list(case["losses"]), case["window"], case["min_improvement"]),
         expected=_stalled,
         compare=_compare_bool,
     ),

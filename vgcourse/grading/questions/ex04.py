@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor, tolerance
+from vgcourse.grading.calls import ex04 as calls
 from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
 
 # ---- leaky_relu_derivative ---------------------------------------------------------------------
@@ -94,28 +95,24 @@ def _dead(case: Case) -> float:
 
 QUESTIONS = (
     Question(
-        id="ex04.leaky_relu_derivative",
+        answer=calls.LEAKY_RELU_DERIVATIVE,
         points=2,
-        answer_name="leaky_relu_derivative",
         task="return Leaky ReLU's derivative elementwise: 1 where x > 0, `slope` elsewhere (x = 0 included)",
         hint="At the kink x = 0 PyTorch's autograd and vgcourse.activations use the negative side's "
              "slope. Return a tensor of x's shape (torch.where keeps it), and use the `slope` "
              "argument, not a fixed 0.01.",
         cases=_leaky_cases,
-        call=lambda answer, case: answer(case["x"], case["slope"]),
         expected=_leaky,
         compare=_compare_leaky,
     ),
     Question(
-        id="ex04.dead_fraction",
+        answer=calls.DEAD_FRACTION,
         points=2,
-        answer_name="dead_fraction",
         task="return the fraction of units (columns) that are 0 on every example (row) of the batch",
         hint="A unit is dead on the batch when its whole column is zero: (outputs == 0).all(dim=0). "
              "Any positive output, however small, means ReLU′ = 1 there and the unit is alive. "
              "Return the fraction of columns, not of entries.",
         cases=_dead_cases,
-        call=lambda answer, case: answer(case["outputs"]),
         expected=_dead,
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-6, atol=1e-6),
     ),

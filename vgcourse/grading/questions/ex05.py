@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_int
+from vgcourse.grading.calls import ex05 as calls
+from vgcourse.grading.calls.ex05 import given_layer
 from vgcourse.grading.question import Case, Question, close_numbers
 from vgcourse.probes.variance import weight_variance
 
@@ -57,27 +59,8 @@ def _linear_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
-def _layer(case: Case) -> nn.Linear:
-    """The layer handed to the answer: PyTorch's default init, from the case's seed."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(case["seed"])
-        return nn.Linear(case["fan_in"], case["fan_out"], bias=case["bias"])
-
-
-def _call_linear(answer: Any, case: Case) -> dict[str, Any]:
-    layer = _layer(case)
-    weight, bias = layer.weight, layer.bias
-    answer(layer, case["scheme"])
-    return {
-        "weight": layer.weight.detach().clone(),
-        "bias": None if layer.bias is None else layer.bias.detach().clone(),
-        "same_parameters": layer.weight is weight and layer.bias is bias,
-        "requires_grad": bool(layer.weight.requires_grad) and (layer.bias is None or bool(layer.bias.requires_grad)),
-    }
-
-
 def _expected_linear(case: Case) -> dict[str, Any]:
-    return {"std": _std(case), "default_weight": _layer(case).weight.detach().clone()}
+    return {"std": _std(case), "default_weight": given_layer(case).weight.detach().clone()}
 
 
 def _compare_linear(got: Any, want: dict[str, Any], case: Case) -> str | None:
@@ -122,28 +105,24 @@ def _compare_linear(got: Any, want: dict[str, Any], case: Case) -> str | None:
 
 QUESTIONS = (
     Question(
-        id="ex05.init_std",
+        answer=calls.INIT_STD,
         points=2,
-        answer_name="init_std",
         task="return the weight standard deviation of Xavier (Glorot normal) or He (Kaiming normal, "
              "fan_in, ReLU) initialization",
         hint="Xavier: Var(w) = 2 / (fan_in + fan_out); He: Var(w) = 2 / fan_in. Return the standard "
              "deviation, the square root of the variance.",
         cases=_std_cases,
-        call=lambda answer, case: answer(case["scheme"], case["fan_in"], case["fan_out"]),
         expected=_std,
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-6, atol=0.0),
     ),
     Question(
-        id="ex05.init_linear",
+        answer=calls.INIT_LINEAR,
         points=2,
-        answer_name="init_linear_",
         task="fill layer.weight in place from a normal with the scheme's std and set layer.bias to 0",
         hint="nn.Linear(fan_in, fan_out).weight has shape (fan_out, fan_in). Inside torch.no_grad(), "
              "layer.weight.normal_(0.0, std) draws in place; zero the bias only if the layer has one "
              "(layer.bias is None otherwise).",
         cases=_linear_cases,
-        call=_call_linear,
         expected=_expected_linear,
         compare=_compare_linear,
     ),

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
+from vgcourse.grading.calls import ex06 as calls
 from vgcourse.grading.question import Case, Question, close_tensors
 
 
@@ -59,12 +60,6 @@ def _forward_cases(generator: torch.Generator) -> list[Case]:
     return cases
 
 
-def _forward_call(answer: Any, case: Case) -> Any:
-    if case["_default"]:
-        return answer(case["x"], case["gamma"], case["beta"])
-    return answer(case["x"], case["gamma"], case["beta"], eps=case["eps"])
-
-
 def _forward_expected(case: Case) -> Tensor:
     x = case["x"]
     norm = _batch_norm(x.shape[1], case["eps"], 0.1)
@@ -113,14 +108,6 @@ def _stats_cases(generator: torch.Generator) -> list[Case]:
     return cases
 
 
-def _stats_call(answer: Any, case: Case) -> Any:
-    args = (case["running_mean"], case["running_var"], case["x"])
-    result = answer(*args) if case["_default"] else answer(*args, momentum=case["momentum"])
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise TypeError(f"update_running_stats must return a pair (mean, var), got {type(result).__name__}")
-    return list(result)
-
-
 def _stats_expected(case: Case) -> list[Tensor]:
     x = case["x"]
     norm = _batch_norm(x.shape[1], DEFAULT_EPS, case["momentum"])
@@ -151,27 +138,23 @@ def _stats_compare(got: Any, expected: list[Tensor], case: Case) -> str | None:
 
 QUESTIONS = (
     Question(
-        id="ex06.batchnorm_forward",
+        answer=calls.BATCHNORM_FORWARD,
         points=3,
-        answer_name="batchnorm_forward",
         task="return γ·(x − μ_B)/√(σ²_B + ε) + β for a (batch, features) tensor x, "
              "as nn.BatchNorm1d does in training mode",
         hint="Per feature (dim 0 is the batch): μ_B = x.mean(0), σ²_B = x.var(0, unbiased=False) — the biased "
              "variance, ÷B — and ε goes inside the square root.",
         cases=_forward_cases,
-        call=_forward_call,
         expected=_forward_expected,
         compare=_forward_compare,
     ),
     Question(
-        id="ex06.running_stats",
+        answer=calls.RUNNING_STATS,
         points=2,
-        answer_name="update_running_stats",
         task="return the (running_mean, running_var) that nn.BatchNorm1d stores after one training-mode forward of x",
         hint="new = (1 − momentum)·old + momentum·batch statistic. The forward pass normalizes with the biased "
              "variance, but the stored running_var uses the unbiased one, x.var(0, unbiased=True) (÷(B−1)).",
         cases=_stats_cases,
-        call=_stats_call,
         expected=_stats_expected,
         compare=_stats_compare,
     ),

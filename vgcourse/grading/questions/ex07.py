@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_dtype, random_int, random_tensor, tolerance
+from vgcourse.grading.calls import ex07 as calls
 from vgcourse.grading.question import Case, Question, close_tensors
 
 
@@ -38,27 +39,6 @@ def _block_cases(generator: torch.Generator) -> list[Case]:
         _block_case(generator, random_int(generator, 2, 8), 1.0, torch.float32),
         _block_case(generator, random_int(generator, 2, 8), 6.0, random_dtype(generator)),  # saturated tanh
     ]
-
-
-def _block_call(answer: Any, case: Case) -> dict[str, Any]:
-    width, dtype = case["width"], case["x"].dtype
-    with torch.random.fork_rng(devices=[]):  # the block's own random init must not touch the notebook's RNG
-        block = answer(width)
-    if not isinstance(block, nn.Module):
-        raise TypeError(f"ResidualBlock({width}) should be an nn.Module, got {type(block).__name__}")
-    linear = getattr(block, "linear", None)
-    if not isinstance(linear, nn.Linear) or tuple(linear.weight.shape) != (width, width) or linear.bias is None:
-        raise TypeError(f"ResidualBlock({width}) needs an attribute self.linear = nn.Linear({width}, {width})")
-    block = block.to(dtype)
-    with torch.no_grad():
-        block.linear.weight.copy_(case["weight"])
-        block.linear.bias.copy_(case["bias"])
-    x = case["x"].clone().requires_grad_(True)
-    output = block(x)
-    if not isinstance(output, Tensor):
-        raise TypeError(f"forward should return a tensor, got {type(output).__name__}")
-    grad = torch.autograd.grad(output.sum(), x, allow_unused=True)[0] if output.requires_grad else None
-    return {"output": output, "grad": grad}
 
 
 def _block_expected(case: Case) -> dict[str, Tensor]:
@@ -132,27 +112,23 @@ def _jacobian_compare(got: Any, expected: Tensor, case: Case) -> str | None:
 
 QUESTIONS = (
     Question(
-        id="ex07.residual_block",
+        answer=calls.RESIDUAL_BLOCK,
         points=3,
-        answer_name="ResidualBlock",
         task="write nn.Module ResidualBlock(width) with self.linear = nn.Linear(width, width) "
              "and forward x + tanh(linear(x))",
         hint="In __init__: super().__init__() then self.linear = nn.Linear(width, width). "
              "forward(self, x) returns x + torch.tanh(self.linear(x)): the input itself plus the branch.",
         cases=_block_cases,
-        call=_block_call,
         expected=_block_expected,
         compare=_block_compare,
     ),
     Question(
-        id="ex07.residual_jacobian",
+        answer=calls.RESIDUAL_JACOBIAN,
         points=2,
-        answer_name="residual_jacobian",
         task="return the d×d Jacobian of x ↦ x + tanh(W x + b) at one vector x, in closed form",
         hint="With z = W x + b, ∂/∂x_j of x_i + tanh(z_i) is δ_ij + (1 − tanh²(z_i)) W_ij: "
              "torch.eye(d) + (1 - torch.tanh(z) ** 2)[:, None] * W.",
         cases=_jacobian_cases,
-        call=lambda answer, case: answer(case["weight"], case["bias"], case["x"]),
         expected=_jacobian_expected,
         compare=_jacobian_compare,
     ),

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
+from vgcourse.grading.calls import ex08 as calls
+from vgcourse.grading.calls.ex08 import ARGUMENTS
 from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
-
-ARGUMENTS = ("w_xh", "w_hh", "b", "xs", "h0")
 
 
 def _states(case: Case, h0: Tensor | None = None) -> Tensor:
@@ -53,10 +53,6 @@ def _rnn_case(
         "h0": random_tensor(generator, (hidden,), 0.5 * input_scale),
     }
     return {name: value.to(dtype) for name, value in case.items()}
-
-
-def _call(answer: Any, case: Case) -> Any:
-    return answer(*(case[name] for name in ARGUMENTS))
 
 
 # ---- ex08.rnn_states --------------------------------------------------------------------------
@@ -120,26 +116,22 @@ def _norm_compare(got: Any, expected: float, case: Case) -> str | None:
 
 QUESTIONS = (
     Question(
-        id="ex08.rnn_states",
+        answer=calls.RNN_STATES,
         points=2,
-        answer_name="rnn_states",
         task="return the (T, hidden) tensor of states h_1 … h_T, h_t = tanh(W_xh x_t + W_hh h_{t−1} + b)",
         hint="Loop over the rows of xs: h = torch.tanh(w_xh @ x + w_hh @ h + b), starting from h = h0; "
              "collect every new h (not h0) and torch.stack them.",
         cases=_states_cases,
-        call=_call,
         expected=_states_expected,
         compare=_states_compare,
     ),
     Question(
-        id="ex08.hidden_jacobian_norm",
+        answer=calls.HIDDEN_JACOBIAN_NORM,
         points=3,
-        answer_name="hidden_jacobian_norm",
         task="return the spectral norm (largest singular value) of ∂h_T/∂h_0 as a float",
         hint="∂h_T/∂h_0 = J_T ⋯ J_1 with J_t = diag(1 − h_t²) W_hh (or take torch.autograd.functional.jacobian "
              "of h0 ↦ h_T); then torch.linalg.matrix_norm(J, ord=2), not the default Frobenius norm.",
         cases=_norm_cases,
-        call=_call,
         expected=_norm_expected,
         compare=_norm_compare,
     ),

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor, tolerance
+from vgcourse.grading.calls import ex09 as calls
+from vgcourse.grading.calls.ex09 import given_grads, given_parameters
 from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
 
 
@@ -30,19 +32,8 @@ def _parameter_case(
         "shapes": [list(shape) for shape in shapes],
         "has_grad": [g is not None for g in grads],
         "_params": [random_tensor(generator, shape, 1.0, dtype) for shape in shapes],
-        "_grads": grads,
+        "given_grads": grads,
     }
-
-
-def _parameters(case: Case) -> list[nn.Parameter]:
-    params = [nn.Parameter(value.clone()) for value in case["_params"]]
-    for param, grad in zip(params, case["_grads"]):
-        param.grad = None if grad is None else grad.clone()
-    return params
-
-
-def _grads(params: list[nn.Parameter]) -> list[Tensor | None]:
-    return [None if p.grad is None else p.grad.detach().clone() for p in params]
 
 
 def _compare_grads(got: Any, expected: list[Tensor | None], rtol: float, atol: float) -> str | None:
@@ -71,7 +62,7 @@ def _total_norm(grads: list[Tensor | None]) -> float:
 def _norm_case(generator: torch.Generator, count: int, none: bool, dtype: torch.dtype, clipped: bool) -> Case:
     case = _parameter_case(generator, count, none, dtype, random_float(generator, 0.5, 50.0))
     factor = random_float(generator, 0.1, 0.8) if clipped else random_float(generator, 1.1, 3.0)
-    case["max_norm"] = factor * _total_norm(case["_grads"])
+    case["max_norm"] = factor * _total_norm(case["given_grads"])
     return case
 
 
@@ -84,19 +75,13 @@ def _norm_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
-def _norm_call(answer: Any, case: Case) -> dict[str, Any]:
-    params = _parameters(case)
-    returned = answer(params, case["max_norm"])
-    return {"grads": _grads(params), "norm": returned}
-
-
 def _norm_expected(case: Case) -> dict[str, Any]:
     dtype = case["_params"][0].dtype
     in_float64 = {**case, "_params": [p.double() for p in case["_params"]],
-                  "_grads": [None if g is None else g.double() for g in case["_grads"]]}
-    params = _parameters(in_float64)
+                  "given_grads": [None if g is None else g.double() for g in case["given_grads"]]}
+    params = given_parameters(in_float64)
     norm = torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], case["max_norm"])
-    return {"grads": [None if g is None else g.to(dtype) for g in _grads(params)], "norm": float(norm)}
+    return {"grads": [None if g is None else g.to(dtype) for g in given_grads(params)], "norm": float(norm)}
 
 
 def _norm_compare(got: Any, expected: dict[str, Any], case: Case) -> str | None:
@@ -127,7 +112,7 @@ def _norm_compare(got: Any, expected: dict[str, Any], case: Case) -> str | None:
 
 def _value_case(generator: torch.Generator, count: int, none: bool, dtype: torch.dtype, clipped: bool) -> Case:
     case = _parameter_case(generator, count, none, dtype, random_float(generator, 0.5, 20.0))
-    largest = max(float(g.abs().max()) for g in case["_grads"] if g is not None)
+    largest = max(float(g.abs().max()) for g in case["given_grads"] if g is not None)
     # clipped: the threshold cuts the largest entries but not all of them
     case["clip_value"] = largest * (random_float(generator, 0.2, 0.7) if clipped else random_float(generator, 1.1, 2.0))
     return case
@@ -142,16 +127,10 @@ def _value_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
-def _value_call(answer: Any, case: Case) -> list[Tensor | None]:
-    params = _parameters(case)
-    answer(params, case["clip_value"])
-    return _grads(params)
-
-
 def _value_expected(case: Case) -> list[Tensor | None]:
-    params = _parameters(case)
+    params = given_parameters(case)
     torch.nn.utils.clip_grad_value_([p for p in params if p.grad is not None], case["clip_value"])
-    return _grads(params)
+    return given_grads(params)
 
 
 def _value_compare(got: Any, expected: list[Tensor | None], case: Case) -> str | None:
@@ -166,25 +145,21 @@ def _value_compare(got: Any, expected: list[Tensor | None], case: Case) -> str |
 
 QUESTIONS = (
     Question(
-        id="ex09.clip_by_norm",
+        answer=calls.CLIP_BY_NORM,
         points=3,
-        answer_name="clip_by_norm_",
         task="rescale all parameters' .grad in place so their total L2 norm is at most max_norm; return the norm before",
         hint="total = √(Σ over parameters of ‖p.grad‖²), skipping p.grad is None. If total > max_norm, multiply "
              "every gradient by the same factor max_norm / total (p.grad.mul_(...)). Return total either way.",
         cases=_norm_cases,
-        call=_norm_call,
         expected=_norm_expected,
         compare=_norm_compare,
     ),
     Question(
-        id="ex09.clip_by_value",
+        answer=calls.CLIP_BY_VALUE,
         points=2,
-        answer_name="clip_by_value_",
         task="cap every entry of every parameter's .grad at ±clip_value, in place",
         hint="For each parameter whose .grad is not None: p.grad.clamp_(-clip_value, clip_value).",
         cases=_value_cases,
-        call=_value_call,
         expected=_value_expected,
         compare=_value_compare,
     ),

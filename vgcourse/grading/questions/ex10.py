@@ -12,6 +12,10 @@ from vgcourse.activations import ACTIVATIONS
 from vgcourse.data import digits
 from vgcourse.experiments import BASELINE, Setup
 from vgcourse.grading.cases import random_int
+from vgcourse.grading.calls import ex10 as calls
+from vgcourse.grading.calls.ex10 import (  # the rules, public: the exercise shows them
+    DEPTH, FIX_SEEDS, MAX_EPOCHS, MAX_WIDTH, MIN_ACCURACY, MIN_BATCH_SIZE, PROBLEMS,
+)
 from vgcourse.grading.question import Case, Passed, Question, equal_values
 from vgcourse.models import INITS, DeepMLP, deep_mlp
 from vgcourse.seeds import SeedRuns, run_seeds
@@ -19,9 +23,6 @@ from vgcourse.training import OPTIMIZERS
 from vgcourse.validation import check_number, is_int
 
 # ---- ex10.diagnose ----------------------------------------------------------------------------
-
-PROBLEMS = ("vanishing", "exploding", "dead", "healthy")
-"""The answers ``diagnose_model`` may give."""
 
 # problem -> ways to build an untrained digits classifier that has it, with the depths allowed:
 # (activation, init, weight_scale, hidden bias or None, lowest depth, highest depth)
@@ -33,7 +34,6 @@ RECIPES: dict[str, tuple[tuple[str, str, float, float | None, int, int], ...]] =
     "healthy": (("tanh", "xavier", 1.0, None, 3, 6), ("relu", "he", 1.0, None, 3, 6),
                 ("sigmoid", "default", 1.0, None, 2, 3)),
 }
-WIDTH = 64
 
 
 def _diagnose_case(generator: torch.Generator, problem: str) -> Case:
@@ -56,21 +56,6 @@ def _diagnose_cases(generator: torch.Generator) -> list[Case]:
     return [_diagnose_case(generator, PROBLEMS[i]) for i in order]
 
 
-def build_case_model(case: Case) -> DeepMLP:
-    """The untrained digits classifier a ``ex10.diagnose`` case describes."""
-    model = deep_mlp(64, 10, case["depth"], WIDTH, activation=case["activation"], init=case["init"],
-                     weight_scale=case["weight_scale"], seed=case["seed"])
-    if case["hidden_bias"] is not None:
-        with torch.no_grad():
-            for layer in list(model)[:-1]:
-                layer.linear.bias.fill_(case["hidden_bias"])
-    return model
-
-
-def _diagnose_call(answer: Any, case: Case) -> Any:
-    return answer(build_case_model(case), digits(seed=case["data_seed"]))
-
-
 def _diagnose_compare(got: Any, expected: str, case: Case) -> str | None:
     if got not in PROBLEMS:
         return f"diagnose_model must return one of {list(PROBLEMS)}, got {got!r}"
@@ -78,14 +63,6 @@ def _diagnose_compare(got: Any, expected: str, case: Case) -> str | None:
 
 
 # ---- ex10.fix ---------------------------------------------------------------------------------
-
-DEPTH = BASELINE.depth
-MAX_WIDTH = 64
-MAX_EPOCHS = 5
-MIN_BATCH_SIZE = 16  # with epochs, bounds the number of steps: the budget is in steps, not just epochs
-MIN_ACCURACY = 0.85
-FIX_SEEDS = 3
-"""The check trains the answer's set-up once per seed, this many random seeds, and grades the median."""
 
 
 def _fix_cases(generator: torch.Generator) -> list[Case]:
@@ -95,13 +72,6 @@ def _fix_cases(generator: torch.Generator) -> list[Case]:
         if seed not in seeds:
             seeds.append(seed)
     return [{"seeds": seeds}]
-
-
-def _fix_call(answer: Any, case: Case) -> dict[str, Any]:
-    setup = answer()
-    if not isinstance(setup, Setup):
-        raise TypeError(f"fixed_setup() must return a vgcourse.experiments.Setup, got {type(setup).__name__}")
-    return dataclasses.asdict(setup)
 
 
 def rule_violations(fields: Any) -> list[str]:
@@ -157,30 +127,26 @@ def _fix_compare(got: Any, expected: float, case: Case) -> str | Passed:
 
 QUESTIONS = (
     Question(
-        id="ex10.diagnose",
+        answer=calls.DIAGNOSE,
         points=3,
-        answer_name="diagnose_model",
         task=f"return one of {list(PROBLEMS)} for an untrained digits classifier (model, data)",
         hint="Attach a GradientMonitor, run a short training (say one epoch, lr 1e-3, on_divergence='stop'), "
              "then map diagnose(monitor, window=1, at='start').verdict — the first step, the model as built "
              "(an explosion can end in dead units) — to an answer: 'nonfinite' is an explosion too.",
         cases=_diagnose_cases,
-        call=_diagnose_call,
         expected=lambda case: case["problem"],
         private=("problem",),
         compare=_diagnose_compare,
     ),
     Question(
-        id="ex10.fix",
+        answer=calls.FIX,
         points=4,
-        answer_name="fixed_setup",
         task=f"return a Setup with depth {DEPTH}, width ≤ {MAX_WIDTH}, epochs ≤ {MAX_EPOCHS}, batch_size ≥ "
              f"{MIN_BATCH_SIZE} whose median test accuracy on the digits over {FIX_SEEDS} random seeds is at least "
              f"{MIN_ACCURACY:.0%}",
         hint="Fix the product of per-layer factors (an activation with its matching initialization, normalization "
              "or skips), then make 5 epochs count: the optimizer and learning rate matter as much.",
         cases=_fix_cases,
-        call=_fix_call,
         expected=lambda case: MIN_ACCURACY,
         compare=_fix_compare,
     ),
