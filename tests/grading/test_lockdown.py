@@ -90,14 +90,19 @@ def test_a_function_with_free_variables_can_be_refused():
     assert outcomes == {"closure": "CourseAnswerUsed: refused"}
 
 
-def test_preload_imports_the_course_but_not_the_instructors_tools():
-    code = ("import sys\nfrom vgcourse.grading import lockdown\nlockdown.preload()\n"
-            "print(sorted(m for m in sys.modules if m.startswith('vgcourse')))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    modules = eval(loaded.stdout)
-    assert {"vgcourse.activations", "vgcourse.monitor", "vgcourse.grading.kernel", "vgcourse.grading.check"} <= set(modules)
-    assert not any(m.startswith(("vgcourse.tools.cli", "vgcourse.grading.batch", "vgcourse.grading.runner"))
-                   for m in modules), modules
+def test_modules_not_loaded_yet_still_import_but_a_loaded_one_cannot_be_loaded_again():
+    outcomes = locked("""
+        import sys
+        assert "vgcourse.plots" not in sys.modules and "vgcourse.grading.kernel" in sys.modules
+        attempt("a module not loaded yet", lambda: __import__("vgcourse.plots"))
+        del sys.modules["vgcourse.activations"]
+        attempt("a loaded module again", lambda: __import__("vgcourse.activations"))
+        sys.modules["vgcourse.activations"] = activations
+        attempt("its cache folder", lambda: __import__("os").open(activations.__cached__.rsplit("/", 1)[0], 0))
+    """)
+    assert outcomes["a module not loaded yet"] == "done"
+    assert outcomes["a loaded module again"].startswith("Refused: a grading kernel may not open")
+    assert outcomes["its cache folder"].startswith("Refused")
 
 
 def test_names_that_are_not_course_objects_are_refused_with_the_reason():

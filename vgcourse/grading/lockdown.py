@@ -1,6 +1,6 @@
 """What a grading kernel shuts before the learner's code runs (kernel side).
 
-The kernel that tests a submission's answers first imports what the course's answers may use
+The kernel that tests a submission's answers first imports the grading code it needs
 (:func:`preload`), then calls :func:`lock`, which
 
 * turns every course object that answers a question by itself (a question's ``answered_by``)
@@ -9,9 +9,10 @@ The kernel that tests a submission's answers first imports what the course's ans
   and the original code is gone from the process;
 * installs an audit hook (:func:`sys.addaudithook`; Python cannot remove one) that refuses,
   from then on, what would bring the originals back or reach past the kernel: reading the
-  package's source or compiled files or opening its folders (so no ``importlib.reload`` or
+  source or compiled file of any course module loaded by then, or opening the package's folders
+  (so no ``importlib.reload``, no re-import after deleting it from ``sys.modules``, no
   ``inspect.getsource``), ``ctypes``, walking the garbage collector's objects, and
-  ``/proc/<pid>/mem``.
+  ``/proc/<pid>/mem``. Course modules not loaded yet still import when an answer asks for them.
 
 That stops a generic cell from getting a course answer back at run time. It is not a boundary
 against native code or a child process reading the course's files — no more than a learner
@@ -25,7 +26,6 @@ from __future__ import annotations
 import importlib
 import linecache
 import os
-import pkgutil
 import sys
 import types
 from pathlib import Path
@@ -33,18 +33,12 @@ from typing import Any, Iterable, Mapping
 
 import vgcourse
 
-PRELOAD_SKIPPED = ("vgcourse.__main__", "vgcourse.tools", "vgcourse.grading.")
-"""Module prefixes :func:`preload` leaves out: the command line, the instructor's tools and the
-grader (the kernel needs only :data:`PRELOAD_GRADING` of it)."""
-
-PRELOAD_GRADING = ("vgcourse.grading", "vgcourse.grading.check", "vgcourse.grading.kernel")
-"""The grading modules a kernel imports: what the exercises' import cells name, and the part that
-calls the answers."""
+PRELOAD = ("vgcourse.grading", "vgcourse.grading.check", "vgcourse.grading.kernel")
+"""The grading modules a kernel imports before it is locked: what the exercises' import cells
+name, and the part that calls the answers (with the course modules they import)."""
 
 REFUSED_EVENTS = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
 """Audit events refused once the kernel is locked (any event starting ``ctypes.`` too)."""
-
-_CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".so")
 
 
 class CourseAnswerUsed(RuntimeError):
@@ -55,14 +49,10 @@ class Refused(PermissionError):
     """Raised by the audit hook for what a locked grading kernel does not allow."""
 
 
-def preload() -> list[str]:
-    """Import every course module an answer may use (all but :data:`PRELOAD_SKIPPED`, plus
-    :data:`PRELOAD_GRADING`); once :func:`lock` ran, none could be imported from its file. The names."""
-    names = [info.name for info in pkgutil.walk_packages(vgcourse.__path__, "vgcourse.")
-             if not info.name.startswith(PRELOAD_SKIPPED)]
-    for name in [*names, *PRELOAD_GRADING]:
+def preload() -> None:
+    """Import :data:`PRELOAD`; :func:`lock` imports the modules of the objects it refuses."""
+    for name in PRELOAD:
         importlib.import_module(name)
-    return names
 
 
 def resolve(dotted: str) -> Any:
@@ -116,12 +106,25 @@ def refuse(dotted: str, message: str) -> None:
         raise ValueError(f"{dotted!r} is a {type(target).__name__}; only functions and classes can be refused")
 
 
-def _is_locked_path(path: str, package: Path, ancestors: frozenset[str]) -> bool:
+def _loaded_files() -> frozenset[str]:
+    """The source and compiled files of every course module loaded now, and the folders they are in
+    (opened, a folder gives a ``dir_fd`` to open its files by a relative name)."""
+    files = set()
+    for name, module in list(sys.modules.items()):
+        source = getattr(module, "__file__", None)
+        if name.split(".")[0] != "vgcourse" or not source:
+            continue
+        source = os.path.realpath(source)
+        files.add(source)
+        cached = getattr(module, "__cached__", None)
+        if cached:
+            files.add(os.path.realpath(cached))
+    return frozenset(files | {os.path.dirname(file) for file in files})
+
+
+def _is_locked_path(path: str, locked: frozenset[str], ancestors: frozenset[str]) -> bool:
     full = os.path.realpath(path)
-    if full in ancestors:
-        return True  # the package's folder or one above it: a dir_fd to open its files by relative name
-    inside = full.startswith(str(package) + os.sep)
-    return inside and (full.endswith(_CODE_SUFFIXES) or os.path.isdir(full))
+    return full in ancestors or full in locked  # above the package: a dir_fd, as for a folder in ``locked``
 
 
 def lock(refused: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
@@ -130,7 +133,8 @@ def lock(refused: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
     for dotted, message in dict(refused).items():
         refuse(dotted, message)
     package = Path(vgcourse.__file__).resolve().parent
-    ancestors = frozenset(str(p) for p in (package, *package.parents))
+    ancestors = frozenset(str(p) for p in package.parents)
+    locked = _loaded_files()
     linecache.clearcache()
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -138,7 +142,7 @@ def lock(refused: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
             path = args[0]
             if isinstance(path, bytes):
                 path = os.fsdecode(path)
-            if isinstance(path, str) and (_is_locked_path(path, package, ancestors)
+            if isinstance(path, str) and (_is_locked_path(path, locked, ancestors)
                                           or (path.startswith("/proc/") and path.endswith(("/mem", "/map_files")))):
                 raise Refused(f"a grading kernel may not open {path}")
         elif event.startswith("ctypes.") or event in REFUSED_EVENTS:
