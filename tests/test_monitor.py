@@ -189,7 +189,7 @@ def test_update_ratios_match_a_manual_computation() -> None:
 
 def test_frozen_layers_and_a_failed_optimizer_step_keep_rows_aligned() -> None:
     model = small_mlp()
-    model[0].linear.weight.requires_grad_(False)  # never gets a gradient
+    model[0].linear.weight.requires_grad_(False)  # frozen: not a layer to judge
 
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     calls = []
@@ -209,11 +209,11 @@ def test_frozen_layers_and_a_failed_optimizer_step_keep_rows_aligned() -> None:
                 opt.step()
             except RuntimeError:
                 pass
-    assert mon.steps == 4 and mon.update_ratios().shape == (4, 4)
+    assert mon.steps == 4 and mon.update_ratios().shape == (4, 3) and "layer 1" not in mon.layer_names
     ratios = mon.update_ratios()
     assert np.all(np.isnan(ratios[1])) and np.all(np.isfinite(ratios[[0, 2, 3]]))
-    assert np.all(mon.grad_norms()[:, 0] == 0) and np.all(ratios[[0, 2, 3], 0] == 0)
-    assert "layer 1" not in {h.layer for h in mon.histograms("grad")}  # no gradient, no histogram
+    assert np.all(mon.grad_norms() > 0) and np.all(ratios[[0, 2, 3]] > 0)
+    assert "layer 1" not in {h.layer for h in mon.histograms("grad")}
 
 
 def test_only_optimizers_of_the_monitored_model_count() -> None:
@@ -471,3 +471,34 @@ def test_keyword_changes_apply_on_top_of_a_preset() -> None:
         GradientMonitor(small_mlp(), hist_evry=7)
     with pytest.raises(TypeError, match="options must be a vgcourse.monitor.MonitorOptions, got dict"):
         GradientMonitor(small_mlp(), {"histograms": False})
+
+
+def _fine_tune() -> nn.Module:
+    """A small CNN classifier with its convolutional backbone frozen, as in a fine-tune."""
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    backbone.requires_grad_(False)
+    return nn.Sequential(backbone, nn.Linear(32, 16), nn.Tanh(), nn.Linear(16, 10))
+
+
+def test_frozen_layers_are_not_layers_to_judge() -> None:
+    """Issue 15, defect 3: a frozen backbone was recorded as norm 0 and diagnosed "vanishing"."""
+    from vgcourse.diagnosis import diagnose
+
+    model = _fine_tune()
+    x, y = torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(32) % 10
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trainable, lr=0.1)
+    with GradientMonitor(model) as monitor:
+        for _ in range(5):
+            optimizer.zero_grad()
+            task_loss(model(x), y).backward()
+            optimizer.step()
+    assert monitor.layer_names == ["1", "3"]  # the two linear layers; the convolutions are frozen
+    assert (monitor.grad_norms() > 0).all()
+    assert diagnose(monitor, window=5).verdict == "healthy"
+    model[1].requires_grad_(False)
+    model[3].requires_grad_(False)
+    with pytest.raises(ValueError, match="all are frozen"):
+        GradientMonitor(model)

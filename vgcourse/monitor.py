@@ -115,6 +115,9 @@ class GradientMonitor:
         options: what to record, a :class:`MonitorOptions` (default :data:`EVERYTHING`).
         **changes: options to change from ``options``, e.g. ``hist_every=140``.
 
+    Frozen layers (weights with ``requires_grad=False`` when the monitor is made, as in a
+    fine-tune's backbone) are left out: they have no gradient to judge.
+
     Activation modules (``vgcourse.activations.ACTIVATION_MODULES``) are credited to the layer
     that ran just before them, so ``layerK.act`` belongs to "layer K"; a layer's statistics come
     from the first activation after it and from the last forward pass under autograd before each
@@ -130,10 +133,14 @@ class GradientMonitor:
         if not isinstance(options, MonitorOptions):
             raise TypeError(f"options must be a vgcourse.monitor.MonitorOptions, got {type(options).__name__}")
         self.options = options = options.changed(**changes)
-        self._layers = [(layer.name, layer.module, layer.weight) for layer in layers(model)]
+        found = layers(model)
+        # a frozen layer (requires_grad False: a fine-tune's backbone) gets no gradient to judge
+        self._layers = [(layer.name, layer.module, layer.weight) for layer in found if layer.weight.requires_grad]
         if not self._layers:
-            raise ValueError(f"{type(model).__name__} has no layer to monitor: no parameter 'weight' with "
-                             "two or more dimensions and no recurrent 'weight_hh' parameter")
+            what = "no trainable layer: all are frozen (requires_grad=False)" if found else (
+                "no layer to monitor: no parameter 'weight' with two or more dimensions and no recurrent "
+                "'weight_hh' parameter")
+            raise ValueError(f"{type(model).__name__} has {what}")
         self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
         self.saturation_margin = float(options.saturation_margin)
         self._weights = [weight for _, _, weight in self._layers]
