@@ -502,3 +502,86 @@ def test_frozen_layers_are_not_layers_to_judge() -> None:
     model[3].requires_grad_(False)
     with pytest.raises(ValueError, match="all are frozen"):
         GradientMonitor(model)
+
+
+class _TextModel(nn.Module):
+    """Embedding, GRU-free bag of words: variable-length batches of token ids -> 4 classes."""
+
+    def __init__(self, sparse: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(100, 16, sparse=sparse)
+        self.hidden = nn.Linear(16, 16)
+        self.act = nn.Tanh()
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.hidden(self.embed(tokens)))).mean(dim=1)
+
+
+def _text_batches(steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 200, (steps,), generator=generator).tolist()  # dynamic padding: a new shape each step
+    return [(torch.randint(0, 100, (8, n), generator=generator), torch.randint(0, 4, (8,), generator=generator))
+            for n in lengths]
+
+
+def test_inputs_of_varying_shapes_do_not_grow_memory() -> None:
+    """Issue 15, defect 1: one scratch buffer was kept per activation shape, forever."""
+    model = _TextModel()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = _text_batches(60)
+    with GradientMonitor(model) as monitor:
+        for tokens, labels in batches:
+            optimizer.zero_grad()
+            task_loss(model(tokens), labels).backward()
+            optimizer.step()
+        scratch = dict(monitor._scratch)
+    assert monitor.steps == 60 and len({tokens.shape for tokens, _ in batches}) > 30
+    assert len(scratch) == 1  # one buffer per dtype and device, not one per shape
+    (buffer, _), = scratch.values()
+    assert buffer.numel() == max(8 * tokens.shape[1] * 16 for tokens, _ in batches)  # the largest output
+
+
+def test_a_sparse_embedding_is_measured_and_training_goes_on() -> None:
+    """Issue 15, defect 2: a sparse gradient raised NotImplementedError from inside optimizer.step()."""
+    model = _TextModel(sparse=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    (tokens, labels), = _text_batches(1)
+    with GradientMonitor(model) as monitor:
+        for _ in range(3):
+            optimizer.zero_grad()
+            task_loss(model(tokens), labels).backward()
+            optimizer.step()
+    assert model.embed.weight.grad.is_sparse
+    expected = model.embed.weight.grad.coalesce().values().double().norm().item()
+    assert monitor.steps == 3 and monitor.grad_norms()[-1, 0] == pytest.approx(expected, rel=1e-6)
+    assert np.isfinite(monitor.grad_norms()).all()
+
+
+def test_what_the_monitor_cannot_measure_it_skips_once_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, defect 2: an error inside the monitor must never stop the user's training."""
+    import vgcourse.monitor as monitor_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("no sharding strategy for aten._foreach_norm")
+
+    model = small_mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monkeypatch.setattr(monitor_module.torch, "_foreach_norm", broken)
+    monkeypatch.setattr(monitor_module.torch, "_foreach_copy_", broken)
+    original = torch.linalg.vector_norm
+    monkeypatch.setattr(monitor_module.torch.linalg, "vector_norm",
+                        lambda t, *a, **k: broken() if t.dim() == 2 and t.shape[0] == 16 else original(t, *a, **k))
+    with pytest.warns(RuntimeWarning) as caught, GradientMonitor(model) as monitor:
+        for step in range(3):
+            x, y = batch(seed=step)
+            optimizer.zero_grad()
+            task_loss(model(x), y).backward()
+            optimizer.step()  # never raises
+    messages = [str(w.message) for w in caught]
+    assert monitor.steps == 3 and len(messages) == len(set(messages))  # each said once
+    assert any("the update ratios" in m for m in messages)
+    assert any("norm of 'layer" in m and "NotImplementedError: no sharding strategy" in m for m in messages)
+    norms = monitor.grad_norms()
+    assert np.isnan(norms).any() and np.isfinite(norms).any()  # what could be measured was

@@ -13,6 +13,7 @@ training loop works unchanged (a custom optimizer whose ``step()`` calls ``super
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -102,9 +103,18 @@ def _weak_hook(ref: weakref.ref, method: str, *bound: object) -> Callable[..., N
     def hook(*args: object) -> None:
         monitor = ref()
         if monitor is not None:
-            getattr(monitor, method)(*bound, *args)
+            try:
+                getattr(monitor, method)(*bound, *args)
+            except Exception as error:  # the monitor must never stop the user's training
+                monitor._skipped(f"its {method.strip('_').replace('_', ' ')} hook", error)
 
     return hook
+
+
+def _dense_values(grad: Tensor) -> Tensor:
+    """``grad``, or for a sparse gradient (``nn.Embedding(sparse=True)``) the values it holds:
+    the same L2 norm and the same histogram of the entries that exist."""
+    return grad.coalesce().values() if grad.is_sparse else grad
 
 
 class GradientMonitor:
@@ -155,7 +165,8 @@ class GradientMonitor:
         self._grad_rows, self._ratio_rows, self._activation_rows = [], [], []  # one per step
         self._hists: dict[str, list] = {kind: [] for kind in HISTOGRAM_KINDS}
         self._snapshot: list[Tensor] = []  # weights before the step, then their change
-        self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by shape
+        self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by dtype and device
+        self._warned: set[str] = set()  # what has been skipped, each said once
 
         ref = weakref.ref(self)
         hooks = ExitStack()  # every handle; closed by close(), or when a forgotten monitor is collected
@@ -198,12 +209,15 @@ class GradientMonitor:
         # from the mean go into a reused buffer; that is faster on a CPU than std_mean, and
         # unlike the one-pass E[x²] - E[x]² it does not cancel when std << |mean|.
         units = out.reshape(out.shape[0] if out.dim() > 1 else 1, -1)  # unit = non-batch entry
-        key = (units.shape, units.dtype, units.device)
-        if key not in self._scratch:
+        # One buffer per dtype and device, grown to the largest output seen: inputs of varying
+        # shapes (padded text, several resolutions) must not add a buffer each.
+        key = (units.dtype, units.device)
+        buffer, nan = self._scratch.get(key, (None, None))
+        if buffer is None or buffer.numel() < units.numel():
             nan = torch.full((), math.nan, dtype=units.dtype, device=units.device)
-            buffer = torch.empty(units.shape, dtype=units.dtype, device=units.device)
+            buffer = torch.empty(units.numel(), dtype=units.dtype, device=units.device)
             self._scratch[key] = (buffer, nan)
-        deviation, nan = self._scratch[key]
+        deviation = buffer[: units.numel()].view(units.shape)
         unit_sums = units.sum(0)
         mean = unit_sums.sum() / units.numel()
         flat = torch.sub(units, mean, out=deviation).view(-1)
@@ -229,25 +243,58 @@ class GradientMonitor:
         if not self._in_step:
             return
         weights = self._weights
-        grads = [w.grad if w.grad is not None else w.new_zeros(()) for w in weights]
+        grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
+        # each part on its own: what fails is skipped (with a warning), and every row stays aligned
+        self._steps += 1
         if not self._record_ratios:
-            self._grad_rows.append(torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64)))  # no host sync
+            self._grad_rows.append(self._norms(grads))  # no host sync
         else:
-            norms = torch.stack(torch._foreach_norm(grads + weights, 2, dtype=torch.float64))  # one fused call
+            norms = self._norms(grads + weights)  # one fused call
             self._grad_rows.append(norms[: len(weights)])
             self._weight_norms = norms[len(weights) :]
-            kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
-            if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
-                self._snapshot = [torch.empty_like(w) for w in weights]
-            torch._foreach_copy_(self._snapshot, weights)
+            try:
+                kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
+                if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
+                    self._snapshot = [torch.empty_like(w) for w in weights]
+                torch._foreach_copy_(self._snapshot, weights)
+            except Exception as error:
+                self._skipped("the update ratios (recorded as NaN)", error)
+                self._in_step = False  # no ratio row: it reads NaN
         if self._record_activations:
             stats, self._pending_stats = self._pending_stats, {}
             nan = torch.full_like(next(iter(stats.values())), math.nan) if stats else None
             row = [stats.get(index, nan) for index in range(len(weights))]
             self._activation_rows.append(torch.stack(row) if stats else None)
-        if self._record_histograms and self._steps % self.hist_every == 0:
-            self._record_histograms_now(grads)
-        self._steps += 1
+        if self._record_histograms and (self._steps - 1) % self.hist_every == 0:
+            try:
+                self._record_histograms_now(grads, self._steps - 1)
+            except Exception as error:
+                self._skipped("the histograms", error)
+
+    def _norms(self, tensors: list[Tensor]) -> Tensor:
+        """float64 L2 norms of ``tensors`` (gradients, then weights), one fused call; where that
+        fails, one at a time, a tensor that cannot be measured NaN (with a warning, once)."""
+        try:
+            return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+        except Exception:  # e.g. a tensor type the fused kernel does not support
+            pass
+        norms = []
+        for index, tensor in enumerate(tensors):
+            try:
+                norms.append(torch.linalg.vector_norm(tensor, dtype=torch.float64).to(self._weights[0].device))
+            except Exception as error:
+                layer = self._layers[index % len(self._layers)][0]
+                kind = "gradient" if index < len(self._layers) else "weight"
+                self._skipped(f"the {kind} norm of {layer!r} (recorded as NaN)", error)
+                norms.append(torch.full((), math.nan, dtype=torch.float64, device=self._weights[0].device))
+        return torch.stack(norms)
+
+    def _skipped(self, what: str, error: Exception) -> None:
+        """Warn, once for each ``what``, that the monitor could not measure it; training goes on."""
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(f"GradientMonitor skipped {what}: {type(error).__name__}: {error}", RuntimeWarning,
+                          stacklevel=3)
 
     @torch.no_grad()
     def _after_step(self, optimizer: torch.optim.Optimizer, *args: object) -> None:
@@ -260,26 +307,26 @@ class GradientMonitor:
         change = torch.stack(torch._foreach_norm(self._snapshot))
         self._ratio_rows.append(change / self._weight_norms)
 
-    def _record_histograms_now(self, grads: list[Tensor]) -> None:
+    def _record_histograms_now(self, grads: list[Tensor], step: int) -> None:
         limits = torch.stack(torch._foreach_norm(grads, ord=math.inf)).tolist()  # one host sync
         for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits)):
             if weight.grad is not None:  # a layer without a gradient gets no histogram
-                self._histogram("grad", index, grad, -limit, limit)
+                self._histogram("grad", step, index, grad, -limit, limit)
         outputs, self._pending_outputs = self._pending_outputs, {}
         if outputs:
             observed = [torch.stack(torch.aminmax(out.float())) for _, out in outputs.values()]
             observed = torch.stack(observed).tolist()  # one host sync
             for (index, (kind, out)), limits in zip(outputs.items(), observed):
-                self._histogram("activation", index, out, *OUTPUT_RANGES.get(kind, limits))
+                self._histogram("activation", step, index, out, *OUTPUT_RANGES.get(kind, limits))
 
-    def _histogram(self, kind: str, index: int, values: Tensor, low: float, high: float) -> None:
+    def _histogram(self, kind: str, step: int, index: int, values: Tensor, low: float, high: float) -> None:
         if not (math.isfinite(low) and math.isfinite(high)):
             return  # a layer with inf/NaN values gets no histogram; see first_nonfinite()
         if low == high:
             low, high = low - 0.5, high + 0.5
         counts = torch.histc(values.float(), self.bins, low, high)
         edges = np.linspace(low, high, self.bins + 1)
-        self._hists[kind].append((self._steps, index, edges, counts))
+        self._hists[kind].append((step, index, edges, counts))
 
     def _order(self) -> list[int]:
         ran = set(self._first_run)  # layers that never ran keep registration order, at the end
