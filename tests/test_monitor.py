@@ -585,3 +585,40 @@ def test_what_the_monitor_cannot_measure_it_skips_once_with_a_warning(monkeypatc
     assert any("norm of 'layer" in m and "NotImplementedError: no sharding strategy" in m for m in messages)
     norms = monitor.grad_norms()
     assert np.isnan(norms).any() and np.isfinite(norms).any()  # what could be measured was
+
+
+def test_two_optimizers_or_a_nested_one_make_one_step_not_two() -> None:
+    """Issue 15, defect 6: each optimizer.step() counted, so two optimizers doubled the steps and
+    every other update ratio read 0."""
+    model = small_mlp()
+    halves = list(model.parameters())
+    first, second = torch.optim.SGD(halves[:4], lr=0.1), torch.optim.Adam(halves[4:], lr=1e-2)
+    with GradientMonitor(model) as monitor:
+        for step in range(5):
+            x, y = batch(seed=step)
+            first.zero_grad()
+            second.zero_grad()
+            task_loss(model(x), y).backward()
+            first.step()
+            second.step()
+    assert monitor.steps == 5 and monitor.grad_norms().shape == (5, 4)
+    assert (monitor.update_ratios() > 0).all()  # each layer moved, whichever optimizer moved it
+
+    class Outer(torch.optim.SGD):  # a wrapper whose step runs an inner optimizer (as ZeRO's does)
+        def __init__(self, params: list, inner: torch.optim.Optimizer) -> None:
+            super().__init__(params, lr=0.0)
+            self.inner = inner
+
+        def step(self, closure: object = None) -> None:
+            super().step()
+            self.inner.step()
+
+    model = small_mlp()
+    outer = Outer(list(model.parameters()), torch.optim.SGD(model.parameters(), lr=0.1))
+    with GradientMonitor(model) as monitor:
+        for step in range(4):
+            x, y = batch(seed=step)
+            outer.zero_grad()
+            task_loss(model(x), y).backward()
+            outer.step()
+    assert monitor.steps == 4 and (monitor.update_ratios() > 0).all()

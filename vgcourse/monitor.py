@@ -7,7 +7,8 @@
 ``vgcourse.diagnosis.diagnose(mon)`` turns the records into a verdict. The layers are those of
 ``vgcourse.models.layers(model)``. A *step* is a call to ``step()`` of any ``torch.optim``
 optimizer holding the model's parameters, caught with PyTorch's global optimizer hooks, so any
-training loop works unchanged (a custom optimizer whose ``step()`` calls ``super()`` counts twice).
+training loop works unchanged; steps with no forward pass of the model between them (two
+optimizers for two parts of it, or an optimizer whose ``step()`` calls an inner one) are one step.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ class GradientMonitor:
         self._model_params = {id(p) for p in model.parameters()}
         self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._steps, self._in_step, self._first_run = 0, False, []  # layers by first forward
+        # Another optimizer's step on the same gradients (two optimizers, or one whose step()
+        # calls an inner optimizer) is part of the same step, not a new one.
+        self._fresh, self._merged, self._snapshot_is_change = True, False, False
         self._current, self._credited = None, True  # last layer to run; has it an activation?
         self._pending_stats: dict[int, Tensor] = {}  # this forward pass's, by layer
         self._pending_outputs: dict[int, tuple[str, Tensor]] = {}
@@ -190,6 +194,7 @@ class GradientMonitor:
         self._current, self._credited = None, True
 
     def _layer_ran(self, indices: list[int], module: nn.Module, inputs: object) -> None:
+        self._fresh = True  # a forward pass since the last step: the next step is a new one
         if len(self._first_run) < len(self._layers):
             self._first_run.extend(i for i in indices if i not in self._first_run)
         self._current, self._credited = indices[-1], False
@@ -242,6 +247,13 @@ class GradientMonitor:
         self._in_step = self._updates_model(optimizer)
         if not self._in_step:
             return
+        if not self._fresh and self._steps:  # no forward pass since the last step: the same step
+            self._merged = True
+            if self._record_ratios and self._snapshot_is_change:
+                torch._foreach_add_(self._snapshot, self._weights)  # back to the weights before the step
+                self._snapshot_is_change = False
+            return
+        self._fresh, self._merged = False, False
         weights = self._weights
         grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
         # each part on its own: what fails is skipped (with a warning), and every row stays aligned
@@ -257,6 +269,7 @@ class GradientMonitor:
                 if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
                     self._snapshot = [torch.empty_like(w) for w in weights]
                 torch._foreach_copy_(self._snapshot, weights)
+                self._snapshot_is_change = False
             except Exception as error:
                 self._skipped("the update ratios (recorded as NaN)", error)
                 self._in_step = False  # no ratio row: it reads NaN
@@ -301,11 +314,17 @@ class GradientMonitor:
         if not self._in_step or not self._record_ratios:
             return
         self._in_step = False
-        missing = self._steps - 1 - len(self._ratio_rows)  # steps whose optimizer raised
-        self._ratio_rows.extend([None] * missing)
+        if self._snapshot_is_change:  # this step's first optimizer raised after its pre-step hook
+            return
         torch._foreach_sub_(self._snapshot, self._weights)  # snapshot := w_before - w_after
+        self._snapshot_is_change = True
         change = torch.stack(torch._foreach_norm(self._snapshot))
-        self._ratio_rows.append(change / self._weight_norms)
+        missing = self._steps - 1 - len(self._ratio_rows)  # steps whose optimizer raised
+        if missing < 0:  # a later optimizer of the same step: the change of all of them
+            self._ratio_rows[-1] = change / self._weight_norms
+        else:
+            self._ratio_rows.extend([None] * missing)
+            self._ratio_rows.append(change / self._weight_norms)
 
     def _record_histograms_now(self, grads: list[Tensor], step: int) -> None:
         limits = torch.stack(torch._foreach_norm(grads, ord=math.inf)).tolist()  # one host sync
