@@ -132,7 +132,7 @@ def test_sequence_model_validates():
 
 def test_layer_names_of_an_arbitrary_model_are_qualified_names():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
-    assert layer_names(model) == ["0", "2.0"]
+    assert layer_names(model) == ["0 (Linear)", "2.0 (Linear)"]
 
 
 def test_layers_is_the_one_list_of_a_models_layers():
@@ -150,4 +150,19 @@ def test_layers_of_a_recurrent_model_and_of_shared_weights():
     assert layer_names(model) == ["core.weight_hh_l0", "core.weight_hh_l1", "readout"]
     shared = nn.Linear(3, 3)
     tied = nn.Sequential(shared, nn.Tanh(), shared, nn.Conv1d(1, 1, 2))
-    assert layer_names(tied) == ["0", "3"]  # a weight used twice counts once; a convolution is a layer
+    assert layer_names(tied) == ["0 (Linear)", "3 (Conv1d)"]  # a weight used twice counts once; a convolution is a layer
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's imports (torch.jit)
+def test_layer_names_of_a_sequential_say_what_the_index_is_and_wrappers_add_nothing():
+    """Issue 15, defect 12: "the gradient norm of 0 is 0 × that of 78", and ``_orig_mod.`` under compile."""
+    import torch
+    from torch import nn
+
+    from vgcourse.models import layer_names
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.Tanh()), nn.Linear(8, 2))
+    names = ["0 (Linear)", "2.0 (Linear)", "3 (Linear)"]
+    assert layer_names(model) == names
+    assert layer_names(torch.compile(model)) == names  # the wrapper is not compiled until called
+    assert layer_names(nn.DataParallel(model)) == names

@@ -119,7 +119,7 @@ def test_custom_module_layers_follow_forward_order() -> None:
 def test_sequential_names_and_rnn_recurrent_weights() -> None:
     seq = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
     with GradientMonitor(seq) as mon:
-        assert mon.layer_names == ["0", "2"]
+        assert mon.layer_names == ["0 (Linear)", "2 (Linear)"]
     rnn = sequence_model(2, 8, 1, cell="gru", num_layers=2)
     x, y = torch.randn(4, 5, 2), torch.randn(4, 1)
     with GradientMonitor(rnn) as mon:
@@ -495,7 +495,7 @@ def test_frozen_layers_are_not_layers_to_judge() -> None:
             optimizer.zero_grad()
             task_loss(model(x), y).backward()
             optimizer.step()
-    assert monitor.layer_names == ["1", "3"]  # the two linear layers; the convolutions are frozen
+    assert monitor.layer_names == ["1 (Linear)", "3 (Linear)"]  # the two linear layers; the convolutions are frozen
     assert (monitor.grad_norms() > 0).all()
     assert diagnose(monitor, window=5).verdict == "healthy"
     model[1].requires_grad_(False)

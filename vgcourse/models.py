@@ -146,7 +146,9 @@ class Layer:
 
     Attributes:
         name: "layer 1" ... "layer L" in a course :class:`DeepMLP`; otherwise the module's
-            qualified name, plus ``.weight_hh_l{k}`` for a recurrent weight.
+            qualified name inside any ``torch.compile`` / DDP wrapper (:func:`unwrapped`), with the
+            module's class when it ends in an index (``"3 (Linear)"`` in an ``nn.Sequential``),
+            plus ``.weight_hh_l{k}`` for a recurrent weight.
         module: the module that owns ``weight`` (an ``nn.Linear`` in a course MLP).
         weight: the layer's weight matrix.
         activation: the activation module that belongs to the layer (a course layer's ``act``:
@@ -166,6 +168,7 @@ def layers(model: nn.Module) -> list[Layer]:
     ``Conv``, ``Embedding``), or a recurrent weight ``weight_hh_l{k}`` of an RNN, LSTM or GRU
     (each its own layer). A weight shared by several modules counts once.
     """
+    model = unwrapped(model)
     course: dict[nn.Module, str] = {}
     if isinstance(model, DeepMLP):
         linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
@@ -187,8 +190,22 @@ def layers(model: nn.Module) -> list[Layer]:
                 name = f"{qualname}.{pname}".lstrip(".")
             else:
                 name = course.get(module) or qualname or type(module).__name__
+                if qualname.rsplit(".", 1)[-1].isdigit() and module not in course:  # a Sequential's "3"
+                    name = f"{qualname} ({type(module).__name__})"
             found.append(Layer(name, module, param, activation_of.get(module)))
     return found
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside ``torch.compile``'s wrapper and DDP's or DataParallel's (their layers are its
+    layers, without the ``_orig_mod.`` or ``module.`` in their names)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if inner is None and isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            inner = model.module
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def layer_names(model: nn.Module) -> list[str]:
