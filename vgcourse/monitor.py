@@ -64,8 +64,8 @@ class MonitorOptions:
         histograms: record gradient and activation histograms.
         activations: record per-step activation statistics (else they read NaN).
         update_ratios: record ``‖Δw‖ / ‖w‖`` per step (else NaN). It keeps a copy of every
-            monitored weight on its device (as much memory again as the weights: +42.6 MB for a
-            ResNet-18) and makes three passes over them per step; off saves both.
+            monitored weight on its device (as much memory again as those weights) and makes
+            three passes over them per step; off saves both.
     """
 
     hist_every: int = 50
