@@ -56,6 +56,8 @@ from vgcourse.grading.calls import CALLS
 folder = Path(sys.argv[1])
 solutions = {}
 for qid, call in CALLS.items():
+    if qid == "ex10.fix":
+        continue  # scored by training the set-up three times: tests/grading/questions/test_ex10.py
     number = qid[2:4]
     if number not in solutions:
         (path,) = Path(sys.argv[2]).glob(f"{number}_*.ipynb")
@@ -81,12 +83,10 @@ def test_with_the_reference_answers_gone_the_calls_still_run_every_solution(tmp_
     cases = {}
     for qid, question in QUESTIONS.items():
         if qid == "ex10.fix":
-            continue  # scored by training the set-up three times: tests/grading/questions/test_ex10.py
+            continue  # see KERNEL_SIDE
         cases[qid] = question.cases(torch.Generator().manual_seed(7))
         torch.save([public_case(question, case) for case in cases[qid]], tmp_path / f"{qid}.cases.pt")
-    code = KERNEL_SIDE.replace("for qid, call in CALLS.items():", "for qid, call in CALLS.items():\n"
-                               "    if qid == 'ex10.fix':\n        continue")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(SOLUTIONS)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", KERNEL_SIDE, str(tmp_path), str(SOLUTIONS)], capture_output=True,
                           text=True, timeout=600, cwd=tmp_path, env={"PYTHONPATH": str(package.parent),
                                                                      "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-3000:]

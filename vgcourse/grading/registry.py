@@ -11,8 +11,11 @@ from pathlib import Path
 from vgcourse.grading.answering import unknown_question
 from vgcourse.grading.question import Question
 
+QUESTIONS_FOLDER = Path(__file__).resolve().parent / "questions"
+"""Where the questions and their reference answers are: the folder a grading kernel sees empty."""
+
 EXERCISE_MODULES: tuple[str, ...] = tuple(sorted(
-    info.name for info in pkgutil.iter_modules([str(Path(__file__).parent / "questions")])
+    info.name for info in pkgutil.iter_modules([str(QUESTIONS_FOLDER)])
     if re.fullmatch(r"ex\d\d", info.name)
 ))
 """One module per exercise notebook (``ex01`` … ``ex10``), each defining ``QUESTIONS``."""

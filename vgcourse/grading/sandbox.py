@@ -17,7 +17,6 @@ in a user namespace of its own. Where the grader may create cgroups (v1), a
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Sequence
 
 import vgcourse
+from vgcourse.grading.registry import QUESTIONS_FOLDER
 
 KERNEL_UID = 65534
 """The uid (and gid) a kernel runs as when the grader is root: ``nobody`` on Debian."""
@@ -100,9 +100,8 @@ def _parents(path: Path, made: set[str]) -> list[str]:
 
 def hidden_folders() -> list[Path]:
     """Folders inside :func:`readable_folders` a kernel must not see: the reference answers
-    (``vgcourse.grading.questions``); in the sandbox they are empty."""
-    spec = importlib.util.find_spec("vgcourse.grading.questions")
-    return [Path(folder).resolve() for folder in (spec.submodule_search_locations or [])] if spec else []
+    (:data:`~vgcourse.grading.registry.QUESTIONS_FOLDER`); in the sandbox they are empty."""
+    return [QUESTIONS_FOLDER]
 
 
 def sandboxed(argv: Sequence[str], *, env: dict[str, str], writable: Sequence[Path] = (),
