@@ -147,7 +147,8 @@ def test_layers_is_the_one_list_of_a_models_layers():
 
 def test_layers_of_a_recurrent_model_and_of_shared_weights():
     model = sequence_model(2, 8, 1, cell="gru", num_layers=2)
-    assert layer_names(model) == ["core.weight_hh_l0", "core.weight_hh_l1", "readout"]
+    assert layer_names(model) == ["core.weight_ih_l0", "core.weight_hh_l0", "core.weight_ih_l1", "core.weight_hh_l1",
+                                  "readout"]  # every matrix, input-to-hidden ones too
     shared = nn.Linear(3, 3)
     tied = nn.Sequential(shared, nn.Tanh(), shared, nn.Conv1d(1, 1, 2))
     assert layer_names(tied) == ["0 (Linear)", "3 (Conv1d)"]  # a weight used twice counts once; a convolution is a layer

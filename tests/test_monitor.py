@@ -127,8 +127,9 @@ def test_sequential_names_and_rnn_recurrent_weights() -> None:
         task_loss(rnn(x), y).backward()
         expected = rnn.core.weight_hh_l1.grad.norm().item()
         opt.step()
-    assert mon.layer_names == ["core.weight_hh_l0", "core.weight_hh_l1", "readout"]
-    assert mon.grad_norms()[0, 1] == pytest.approx(expected, rel=1e-5)
+    assert mon.layer_names == ["core.weight_ih_l0", "core.weight_hh_l0", "core.weight_ih_l1", "core.weight_hh_l1",
+                               "readout"]
+    assert mon.grad_norms()[0, 3] == pytest.approx(expected, rel=1e-5)
 
 
 def test_shared_activation_module_is_credited_to_each_layer() -> None:

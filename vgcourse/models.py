@@ -148,7 +148,8 @@ class Layer:
         name: "layer 1" ... "layer L" in a course :class:`DeepMLP`; otherwise the module's
             qualified name inside any ``torch.compile`` / DDP wrapper (:func:`unwrapped`), with the
             module's class when it ends in an index (``"3 (Linear)"`` in an ``nn.Sequential``),
-            plus ``.weight_hh_l{k}`` for a recurrent weight.
+            plus ``.<parameter>`` for a parameter not called ``weight`` (``.in_proj_weight``,
+            ``.weight_hh_l0``).
         module: the module that owns ``weight`` (an ``nn.Linear`` in a course MLP).
         weight: the layer's weight matrix.
         activation: the activation module that belongs to the layer (a course layer's ``act``:
@@ -164,9 +165,11 @@ class Layer:
 def layers(model: nn.Module) -> list[Layer]:
     """The layers of ``model`` in registration order (forward order for a course model).
 
-    A *layer* is a module owning a parameter ``weight`` with two or more dimensions (``Linear``,
-    ``Conv``, ``Embedding``), or a recurrent weight ``weight_hh_l{k}`` of an RNN, LSTM or GRU
-    (each its own layer). A weight shared by several modules counts once.
+    A *layer* is a parameter with two or more dimensions, with the module that owns it: the
+    ``weight`` of a ``Linear``, ``Conv`` or ``Embedding``, and every other matrix too, such as
+    attention's ``in_proj_weight`` (Q, K and V) or each ``weight_ih_l{k}`` and ``weight_hh_l{k}``
+    of an RNN, LSTM or GRU. Biases and normalization scales (one dimension) are not layers. A
+    weight shared by several modules counts once.
     """
     model = unwrapped(model)
     course: dict[nn.Module, str] = {}
@@ -182,11 +185,10 @@ def layers(model: nn.Module) -> list[Layer]:
     found, seen = [], set()
     for qualname, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):
-            recurrent = isinstance(module, nn.RNNBase) and pname.startswith("weight_hh")
-            if id(param) in seen or not (recurrent or (pname == "weight" and param.dim() >= 2)):
+            if id(param) in seen or param.dim() < 2:
                 continue
             seen.add(id(param))
-            if recurrent:
+            if pname != "weight":
                 name = f"{qualname}.{pname}".lstrip(".")
             else:
                 name = course.get(module) or qualname or type(module).__name__

@@ -27,7 +27,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook as _register
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
 
 from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
-from vgcourse.models import layers
+from vgcourse.models import layers, unwrapped
 from vgcourse.validation import check_choice, check_int, check_number
 
 __all__ = ["DIAGNOSIS", "EVERYTHING", "HISTOGRAM_KINDS", "NORMS_ONLY", "GradientMonitor", "Histogram", "MonitorOptions"]
@@ -150,8 +150,7 @@ class GradientMonitor:
         self._layers = [(layer.name, layer.module, layer.weight) for layer in found if layer.weight.requires_grad]
         if not self._layers:
             what = "no trainable layer: all are frozen (requires_grad=False)" if found else (
-                "no layer to monitor: no parameter 'weight' with two or more dimensions and no recurrent "
-                "'weight_hh' parameter")
+                "no layer to monitor: no parameter with two or more dimensions")
             raise ValueError(f"{type(model).__name__} has {what}")
         self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
         self.saturation_margin = float(options.saturation_margin)
@@ -160,7 +159,13 @@ class GradientMonitor:
         self._record_ratios = options.update_ratios
         self._model_params = {id(p) for p in model.parameters()}
         self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._steps, self._in_step, self._first_run = 0, False, []  # layers by first forward
+        self._steps, self._in_step = 0, False
+        # Forward order: the order layers first run, until the first step. A flag, not a test of
+        # the step count, so a compiled model's hooks trace once (torch.compile guards on each
+        # Python value a hook reads, and recompiles when it changes).
+        self._ordering, self._first_run, self._ran = True, [], set()
+        paths = {module: path for path, module in unwrapped(model).named_modules()}
+        self._paths = [paths.get(module, "") for _, module, _ in self._layers]  # owners' names
         # Another optimizer's step on the same gradients (two optimizers, or one whose step()
         # calls an inner optimizer) is part of the same step, not a new one.
         self._fresh, self._merged, self._snapshot_is_change = True, False, False
@@ -196,8 +201,11 @@ class GradientMonitor:
 
     def _layer_ran(self, indices: list[int], module: nn.Module, inputs: object) -> None:
         self._fresh = True  # a forward pass since the last step: the next step is a new one
-        if len(self._first_run) < len(self._layers):
-            self._first_run.extend(i for i in indices if i not in self._first_run)
+        if self._ordering:
+            for index in indices:
+                if index not in self._ran:
+                    self._ran.add(index)
+                    self._first_run.append(index)
         self._current, self._credited = indices[-1], False
 
     def _activation_ran(self, kind: str, module: nn.Module, inputs: object, output: object) -> None:
@@ -207,7 +215,7 @@ class GradientMonitor:
         out = output.detach()
         if self._record_activations:
             self._pending_stats[self._current] = self._activation_stats(kind, out)
-        if self._record_histograms and self._steps % self.hist_every == 0:
+        if self._record_histograms:  # kept every step (a reference, no copy); used on histogram steps
             self._pending_outputs[self._current] = (kind, out)
 
     def _activation_stats(self, kind: str, out: Tensor) -> Tensor:
@@ -254,7 +262,7 @@ class GradientMonitor:
                 torch._foreach_add_(self._snapshot, self._weights)  # back to the weights before the step
                 self._snapshot_is_change = False
             return
-        self._fresh, self._merged = False, False
+        self._fresh, self._merged, self._ordering = False, False, False
         weights = self._weights
         grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
         # each part on its own: what fails is skipped (with a warning), and every row stays aligned
@@ -284,6 +292,7 @@ class GradientMonitor:
                 self._record_histograms_now(grads, self._steps - 1)
             except Exception as error:
                 self._skipped("the histograms", error)
+        self._pending_outputs = {}
 
     def _norms(self, tensors: list[Tensor]) -> Tensor:
         """float64 L2 norms of ``tensors`` (gradients, then weights), one fused call; where that
@@ -332,7 +341,7 @@ class GradientMonitor:
         for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits)):
             if weight.grad is not None:  # a layer without a gradient gets no histogram
                 self._histogram("grad", step, index, grad, -limit, limit)
-        outputs, self._pending_outputs = self._pending_outputs, {}
+        outputs = self._pending_outputs
         if outputs:
             observed = [torch.stack(torch.aminmax(out.float())) for _, out in outputs.values()]
             observed = torch.stack(observed).tolist()  # one host sync
@@ -349,8 +358,23 @@ class GradientMonitor:
         self._hists[kind].append((step, index, edges, counts))
 
     def _order(self) -> list[int]:
-        ran = set(self._first_run)  # layers that never ran keep registration order, at the end
-        return self._first_run + [i for i in range(len(self._layers)) if i not in ran]
+        order = list(self._first_run)
+        for index in range(len(self._layers)):
+            if index not in self._ran:  # its module never ran: its weight is used by a parent's
+                order.insert(self._fallback_position(index, order), index)  # forward (attention's out_proj)
+        return order
+
+    def _fallback_position(self, index: int, order: list[int]) -> int:
+        """Where a layer whose module never ran goes: after the last layer placed so far inside its
+        nearest enclosing module that holds any (at the end if none)."""
+        path = self._paths[index]
+        while path:
+            path = path.rpartition(".")[0]
+            inside = [position for position, other in enumerate(order)
+                      if not path or self._paths[other] == path or self._paths[other].startswith(path + ".")]
+            if inside:
+                return inside[-1] + 1
+        return len(order)
 
     def _table(self, rows: list, column: int | None = None) -> np.ndarray:
         table = np.full((self._steps, len(self._layers)), np.nan)

@@ -1,0 +1,128 @@
+"""GradientMonitor on architectures practitioners train (issue 15): attention, recurrent cells,
+torch.compile. Each test failed on the monitor before the issue's fix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vgcourse.monitor import GradientMonitor
+from vgcourse.training import task_loss
+
+
+def trainable_matrices(model: nn.Module) -> set[int]:
+    return {id(p) for p in model.parameters() if p.requires_grad and p.dim() >= 2}
+
+
+def covered(monitor: GradientMonitor) -> set[int]:
+    return {id(weight) for weight in monitor._weights}
+
+
+class TinyEncoder(nn.Module):
+    """Token embedding, two post-LN transformer encoder layers, a classification head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(20, 16)
+        layer = nn.TransformerEncoderLayer(16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(tokens)).mean(dim=1))
+
+
+def train_steps(model: nn.Module, inputs: list[torch.Tensor], targets: torch.Tensor, steps: int = 3,
+                forward=None) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    forward = forward or model
+    for _ in range(steps):
+        optimizer.zero_grad()
+        task_loss(forward(*inputs), targets).backward()
+        optimizer.step()
+
+
+def test_attention_projections_are_covered_in_forward_order() -> None:
+    """Defect 5: MultiheadAttention never calls out_proj (it was ordered after the head) and its
+    in_proj_weight (Q, K, V) was not monitored."""
+    model = TinyEncoder()
+    tokens = torch.randint(0, 20, (4, 7), generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model) as monitor:
+        train_steps(model, [tokens], torch.tensor([0, 1, 2, 0]))
+    block = ["self_attn.in_proj_weight", "self_attn.out_proj", "linear1", "linear2"]
+    assert monitor.layer_names == ["embed", *(f"encoder.layers.{i}.{n}" for i in range(2) for n in block), "head"]
+    assert covered(monitor) == trainable_matrices(model)
+    in_proj = monitor.layer_names.index("encoder.layers.0.self_attn.in_proj_weight")
+    expected = model.encoder.layers[0].self_attn.in_proj_weight.grad.norm().item()
+    assert monitor.grad_norms()[-1, in_proj] == pytest.approx(expected, rel=1e-5)
+
+
+def test_encoder_decoder_transformer_cross_attention_in_forward_order() -> None:
+    torch.manual_seed(0)
+    model = nn.Transformer(8, nhead=2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16,
+                           dropout=0.0, batch_first=True)
+    source, target = torch.randn(2, 5, 8), torch.randn(2, 4, 8)
+    with GradientMonitor(model) as monitor:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        model(source, target).square().mean().backward()
+        optimizer.step()
+    attention = ["in_proj_weight", "out_proj"]
+    assert monitor.layer_names == [
+        *(f"encoder.layers.0.self_attn.{n}" for n in attention), "encoder.layers.0.linear1", "encoder.layers.0.linear2",
+        *(f"decoder.layers.0.self_attn.{n}" for n in attention),
+        *(f"decoder.layers.0.multihead_attn.{n}" for n in attention), "decoder.layers.0.linear1",
+        "decoder.layers.0.linear2"]
+    assert covered(monitor) == trainable_matrices(model)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_every_recurrent_matrix_is_covered(cell: type[nn.RNNBase]) -> None:
+    """Defect 5: weight_ih_l{k} of LSTM and GRU was not monitored."""
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.rnn = cell(3, 8, num_layers=2, batch_first=True)
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.rnn(x)[0][:, -1])
+
+    model = Tagger()
+    x = torch.randn(4, 6, 3, generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model) as monitor:
+        train_steps(model, [x], torch.tensor([0, 1, 1, 0]))
+    assert monitor.layer_names == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.weight_ih_l1", "rnn.weight_hh_l1", "out"]
+    assert covered(monitor) == trainable_matrices(model)
+    expected = model.rnn.weight_ih_l1.grad.norm().item()
+    assert monitor.grad_norms()[-1, 2] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("hist_every", [1, 2, 50])
+def test_a_compiled_model_is_traced_once_not_at_every_step(hist_every: int) -> None:
+    """Defect 4: a hook read the changing step count, so torch.compile recompiled at every step
+    until its limit of 8 graphs, then ran eagerly."""
+    graphs = []
+
+    def counting_backend(graph_module: torch.fx.GraphModule, example_inputs: list) -> object:
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+    eager = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+    eager.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend=counting_backend)
+    x, y = torch.randn(16, 8, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 3
+    with GradientMonitor(compiled, hist_every=hist_every) as monitor, GradientMonitor(eager) as reference:
+        train_steps(model, [x], y, steps=12, forward=compiled)
+        train_steps(eager, [x], y, steps=12)
+    assert len(graphs) <= 2  # the first forward, then one without the layer-order bookkeeping
+    assert monitor.steps == 12 and monitor.layer_names == ["0 (Linear)", "2 (Linear)", "4 (Linear)"]
+    torch.testing.assert_close(monitor.grad_norms(), reference.grad_norms(), rtol=1e-4, atol=0)
+    torch.testing.assert_close(monitor.activation_means(), reference.activation_means(), rtol=1e-4, atol=1e-7,
+                               equal_nan=True)
+    assert len(monitor.histograms("activation")) == 2 * len(range(0, 12, hist_every))
