@@ -139,11 +139,14 @@ class GradientMonitor:
     options are kept as attributes of the same names (``hist_every``, ...), with ``model``.
     """
 
-    def __init__(self, model: nn.Module, options: MonitorOptions = EVERYTHING, **changes: Any) -> None:
+    def __init__(self, model: nn.Module, options: MonitorOptions = EVERYTHING, *,
+                 grad_scaler: torch.amp.GradScaler | None = None, **changes: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(options, MonitorOptions):
             raise TypeError(f"options must be a vgcourse.monitor.MonitorOptions, got {type(options).__name__}")
+        if grad_scaler is not None and not isinstance(grad_scaler, torch.amp.GradScaler):
+            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler or None, got {type(grad_scaler).__name__}")
         self.options = options = options.changed(**changes)
         found = layers(model)
         # a frozen layer (requires_grad False: a fine-tune's backbone) gets no gradient to judge
@@ -155,11 +158,21 @@ class GradientMonitor:
         self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
         self.saturation_margin = float(options.saturation_margin)
         self._weights = [weight for _, _, weight in self._layers]
+        monitored = {id(weight) for weight in self._weights}
+        # the rest of what an optimizer updates (biases, norm scales): in the total norm only
+        others = [(name, p) for name, p in unwrapped(model).named_parameters() if p.requires_grad and id(p) not in monitored]
+        self._norm_names = [name for name, _, _ in self._layers] + [name for name, _ in others]
+        self._trainable = self._weights + [p for _, p in others]
+        self._grad_scaler = grad_scaler
         self._record_histograms, self._record_activations = options.histograms, options.activations
         self._record_ratios = options.update_ratios
         self._model_params = {id(p) for p in model.parameters()}
         self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._steps, self._in_step = 0, False
+        self._steps, self._in_step, self._skipped_steps = 0, False, []
+        # Gradient norms are taken when backward ends, before anything (clipping) changes them:
+        # float64 norms of the layers' gradients, the others', then the weights (update ratios).
+        self._backward_norms: Tensor | None = None  # of the last backward that no step has used yet
+        self._in_backward = False
         # Forward order: the order layers first run, until the first step. A flag, not a test of
         # the step count, so a compiled model's hooks trace once (torch.compile guards on each
         # Python value a hook reads, and recompiles when it changes).
@@ -172,7 +185,7 @@ class GradientMonitor:
         self._current, self._credited = None, True  # last layer to run; has it an activation?
         self._pending_stats: dict[int, Tensor] = {}  # this forward pass's, by layer
         self._pending_outputs: dict[int, tuple[str, Tensor]] = {}
-        self._grad_rows, self._ratio_rows, self._activation_rows = [], [], []  # one per step
+        self._grad_rows, self._ratio_rows, self._activation_rows, self._total_rows = [], [], [], []  # one per step
         self._hists: dict[str, list] = {kind: [] for kind in HISTOGRAM_KINDS}
         self._snapshot: list[Tensor] = []  # weights before the step, then their change
         self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by dtype and device
@@ -183,6 +196,9 @@ class GradientMonitor:
         self._finalizer = weakref.finalize(self, hooks.close)
         hooks.enter_context(_register_pre_hook(_weak_hook(ref, "_before_step")))
         hooks.enter_context(_register_post_hook(_weak_hook(ref, "_after_step")))
+        self._backward_end_hook = _weak_hook(ref, "_backward_ended")
+        for index, weight in enumerate(self._weights):
+            hooks.enter_context(weight.register_hook(_weak_hook(ref, "_gradient_arrived", index)))
         watch_activations = options.activations or options.histograms
         if watch_activations:  # registered first, so it runs before a root layer's own hook
             hooks.enter_context(model.register_forward_pre_hook(_weak_hook(ref, "_start_forward")))
@@ -262,17 +278,13 @@ class GradientMonitor:
                 torch._foreach_add_(self._snapshot, self._weights)  # back to the weights before the step
                 self._snapshot_is_change = False
             return
-        self._fresh, self._merged, self._ordering = False, False, False
+        norms = self._backward_norms if self._backward_norms is not None else self._gradient_norms()
+        self._fresh = False
+        self._start_row(norms)
         weights = self._weights
         grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
-        # each part on its own: what fails is skipped (with a warning), and every row stays aligned
-        self._steps += 1
-        if not self._record_ratios:
-            self._grad_rows.append(self._norms(grads))  # no host sync
-        else:
-            norms = self._norms(grads + weights)  # one fused call
-            self._grad_rows.append(norms[: len(weights)])
-            self._weight_norms = norms[len(weights) :]
+        if self._record_ratios:
+            self._weight_norms = norms[len(self._trainable) :]
             try:
                 kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
                 if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
@@ -282,17 +294,59 @@ class GradientMonitor:
             except Exception as error:
                 self._skipped("the update ratios (recorded as NaN)", error)
                 self._in_step = False  # no ratio row: it reads NaN
-        if self._record_activations:
-            stats, self._pending_stats = self._pending_stats, {}
-            nan = torch.full_like(next(iter(stats.values())), math.nan) if stats else None
-            row = [stats.get(index, nan) for index in range(len(weights))]
-            self._activation_rows.append(torch.stack(row) if stats else None)
         if self._record_histograms and (self._steps - 1) % self.hist_every == 0:
             try:
                 self._record_histograms_now(grads, self._steps - 1)
             except Exception as error:
                 self._skipped("the histograms", error)
         self._pending_outputs = {}
+
+    def _start_row(self, norms: Tensor) -> None:
+        """A new step: its gradient norms, total norm and activation statistics."""
+        self._merged, self._ordering, self._backward_norms = False, False, None
+        self._steps += 1
+        self._grad_rows.append(norms[: len(self._weights)])
+        self._total_rows.append(torch.linalg.vector_norm(norms[: len(self._trainable)]))
+        if self._record_activations:
+            stats, self._pending_stats = self._pending_stats, {}
+            nan = torch.full_like(next(iter(stats.values())), math.nan) if stats else None
+            row = [stats.get(index, nan) for index in range(len(self._weights))]
+            self._activation_rows.append(torch.stack(row) if stats else None)
+
+    def _gradient_norms(self) -> Tensor:
+        """float64 norms of every trainable parameter's gradient (0 if it has none) and, for the
+        update ratios, of the weights: one fused call, no host sync."""
+        grads = [_dense_values(p.grad) if p.grad is not None else p.new_zeros(()) for p in self._trainable]
+        norms = self._norms(grads + (self._weights if self._record_ratios else []))
+        if self._grad_scaler is not None and self._grad_scaler.is_enabled():
+            norms[: len(grads)] /= self._grad_scaler.get_scale()  # backward's gradients are scaled
+        return norms
+
+    def _gradient_arrived(self, index: int, grad: Tensor) -> None:
+        """A tensor hook: the first of a backward pass asks to be called back when it ends."""
+        if self._in_backward:
+            return
+        self._in_backward = True
+        if self._backward_norms is not None and self._weights[index].grad is None:
+            self._step_skipped()  # gradients reset since the last backward, with no step on them
+        # Backward's end is the last moment before user code (clipping, unscaling) changes the
+        # gradients. PyTorch has no public hook for it; this engine callback is what DDP and FSDP
+        # use. Ours queues itself once more to run after theirs (they average the gradients).
+        queue, ended = torch.autograd.Variable._execution_engine.queue_callback, self._backward_end_hook
+        queue(lambda: queue(ended))
+
+    def _backward_ended(self) -> None:
+        self._in_backward = False
+        self._backward_norms = self._gradient_norms()
+
+    def _step_skipped(self) -> None:
+        """The last backward's gradients were dropped without an optimizer step. Non-finite ones
+        mean a skipped step (``GradScaler`` found inf/NaN): record it. Finite ones were no step."""
+        if bool(torch.isfinite(self._backward_norms).all()):
+            self._backward_norms = None  # e.g. a probe's backward pass; no step was meant
+            return
+        self._skipped_steps.append(self._steps)
+        self._start_row(self._backward_norms)
 
     def _norms(self, tensors: list[Tensor]) -> Tensor:
         """float64 L2 norms of ``tensors`` (gradients, then weights), one fused call; where that
@@ -306,9 +360,9 @@ class GradientMonitor:
             try:
                 norms.append(torch.linalg.vector_norm(tensor, dtype=torch.float64).to(self._weights[0].device))
             except Exception as error:
-                layer = self._layers[index % len(self._layers)][0]
-                kind = "gradient" if index < len(self._layers) else "weight"
-                self._skipped(f"the {kind} norm of {layer!r} (recorded as NaN)", error)
+                names = self._norm_names
+                kind = "gradient" if index < len(names) else "weight"
+                self._skipped(f"the {kind} norm of {names[index % len(names)]!r} (recorded as NaN)", error)
                 norms.append(torch.full((), math.nan, dtype=torch.float64, device=self._weights[0].device))
         return torch.stack(norms)
 
@@ -395,11 +449,28 @@ class GradientMonitor:
         return self._steps
 
     def grad_norms(self) -> np.ndarray:
-        """L2 norm of each layer's weight gradient, shape ``(steps, layers)``.
+        """L2 norm of each layer's weight gradient, shape ``(steps, layers)``, as the backward pass
+        left it: before clipping (and unscaled by ``grad_scaler`` when the monitor has it). With
+        gradient accumulation, the gradient of the last backward pass before the step.
 
         Summed in float64, so a norm is 0 only if every entry of that gradient was 0 (a float32
         sum of squares underflows to 0 for entries below about 1e-23)."""
         return self._table(self._grad_rows)
+
+    def total_grad_norms(self) -> np.ndarray:
+        """L2 norm of all the model's trainable gradients (biases too) at each step, ``(steps,)``:
+        the number ``torch.nn.utils.clip_grad_norm_(model.parameters(), ...)`` returns."""
+        present = [step for step, row in enumerate(self._total_rows[: self._steps]) if row is not None]
+        table = np.full(self._steps, np.nan)
+        if present:
+            table[present] = torch.stack([self._total_rows[step] for step in present]).double().cpu().numpy()
+        return table
+
+    def skipped_steps(self) -> list[int]:
+        """Steps whose optimizer step did not run because their gradients held inf/NaN (as
+        ``GradScaler`` skips them); their norms are recorded, their update ratios read NaN. A
+        skipped step is noticed when the next backward pass starts."""
+        return list(self._skipped_steps)
 
     def update_ratios(self) -> np.ndarray:
         """``‖Δw‖ / ‖w‖`` of each step (``w`` before it), ``(steps, layers)``; NaN if off."""
