@@ -447,6 +447,18 @@ def test_tiny_gradients_are_not_rounded_to_zero(update_ratios: bool) -> None:
     assert norms[1] == 0.0  # exactly 0 only when every entry is
 
 
+def test_huge_gradients_are_not_rounded_to_infinity() -> None:
+    # entries of 1e25 square to 1e50, above float32's range: a float32 norm would say inf
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with GradientMonitor(model, NORMS_ONLY) as mon:
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 1e25)
+        opt.step()
+    assert mon.grad_norms()[0] == pytest.approx([4e25, 2e25], rel=1e-6)
+    assert mon.total_grad_norms()[0] == pytest.approx(math.sqrt(16 + 4 + 4 + 1) * 1e25, rel=1e-6)
+
+
 # ---- options and presets ------------------------------------------------------------------
 
 
