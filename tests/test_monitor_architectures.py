@@ -126,3 +126,20 @@ def test_a_compiled_model_is_traced_once_not_at_every_step(hist_every: int) -> N
     torch.testing.assert_close(monitor.activation_means(), reference.activation_means(), rtol=1e-4, atol=1e-7,
                                equal_nan=True)
     assert len(monitor.histograms("activation")) == 2 * len(range(0, 12, hist_every))
+
+
+def test_layers_are_chosen_by_name_pattern_or_module_class() -> None:
+    model = TinyEncoder()
+    everything = GradientMonitor(model).layer_names
+    attention_only = GradientMonitor(model, include="*self_attn*").layer_names
+    assert attention_only == [name for name in everything if "self_attn" in name] and len(attention_only) == 4
+    no_embedding = GradientMonitor(model, exclude=[nn.Embedding, "head"]).layer_names
+    assert no_embedding == everything[1:-1]
+    both = GradientMonitor(model, include=nn.Linear, exclude="encoder.layers.1.*").layer_names
+    assert both == ["encoder.layers.0.self_attn.out_proj", "encoder.layers.0.linear1", "encoder.layers.0.linear2", "head"]
+    with pytest.raises(ValueError, match=r"include \['decoder\*'\] matched no trainable layer; the layers are"):
+        GradientMonitor(model, include="decoder*")
+    with pytest.raises(TypeError, match="include must be a layer-name pattern"):
+        GradientMonitor(model, include=3)
+    with pytest.raises(ValueError, match="leave no layer"):
+        GradientMonitor(model, include="head", exclude=nn.Linear)

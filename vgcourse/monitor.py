@@ -13,12 +13,13 @@ optimizers for two parts of it, or an optimizer whose ``step()`` calls an inner 
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import warnings
 import weakref
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook as _register
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
 
 from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
-from vgcourse.models import layers, unwrapped
+from vgcourse.models import Layer, layers, unwrapped
 from vgcourse.validation import check_choice, check_int, check_number
 
 __all__ = ["DIAGNOSIS", "EVERYTHING", "HISTOGRAM_KINDS", "NORMS_ONLY", "GradientMonitor", "Histogram", "MonitorOptions"]
@@ -122,6 +123,39 @@ def _dense_values(grad: Tensor) -> Tensor:
     return grad.coalesce().values() if grad.is_sparse else grad
 
 
+LayerChoice = str | type[nn.Module] | Sequence[str | type[nn.Module]] | None
+"""Layers to include or exclude: a name pattern, an nn.Module class, or a list of them."""
+
+
+def _matches(layer: Layer, choices: list) -> list[bool]:
+    return [isinstance(layer.module, c) if isinstance(c, type) else fnmatch.fnmatchcase(layer.name, c)
+            for c in choices]
+
+
+def _chosen_layers(found: list[Layer], include: LayerChoice, exclude: LayerChoice) -> list[Layer]:
+    """The layers of ``found`` that ``include`` picks (all if ``None``) and ``exclude`` does not;
+    each a name pattern (``fnmatch``: ``"encoder.*"``) or module class, or a list of them."""
+    chosen = found
+    for what, choice in (("include", include), ("exclude", exclude)):
+        if choice is None:
+            continue
+        choices = [choice] if isinstance(choice, (str, type)) else list(choice) if isinstance(choice, (list, tuple)) else None
+        if not choices or not all(isinstance(c, str) or (isinstance(c, type) and issubclass(c, nn.Module))
+                                  for c in choices):
+            raise TypeError(f"{what} must be a layer-name pattern, an nn.Module class, or a list of them; "
+                            f"got {choice!r}")
+        hits = [_matches(layer, choices) for layer in found]
+        unused = [c for i, c in enumerate(choices) if not any(hit[i] for hit in hits)]
+        if unused:
+            names = [layer.name for layer in found]
+            raise ValueError(f"{what} {unused} matched no trainable layer; the layers are {names}")
+        keep = what == "include"
+        chosen = [layer for layer, hit in zip(found, hits) if any(hit) == keep and layer in chosen]
+    if not chosen:
+        raise ValueError(f"include={include!r} and exclude={exclude!r} leave no layer to monitor")
+    return chosen
+
+
 class GradientMonitor:
     """Records per-layer gradient and activation statistics at every optimizer step of ``model``.
 
@@ -129,6 +163,11 @@ class GradientMonitor:
         model: any ``torch.nn.Module`` with at least one layer (see the module docstring).
         options: what to record, a :class:`MonitorOptions` (default :data:`EVERYTHING`).
         **changes: options to change from ``options``, e.g. ``hist_every=140``.
+
+    ``include`` and ``exclude`` choose layers: a name pattern (``fnmatch``, e.g. ``"encoder.*"``,
+    matched against :attr:`layer_names`), an ``nn.Module`` class (``nn.Embedding``), or a list of
+    them; ``exclude`` wins. Each must match a layer. ``grad_scaler``: the ``torch.amp.GradScaler``
+    of a mixed-precision loop, so that norms are unscaled.
 
     Frozen layers (weights with ``requires_grad=False`` when the monitor is made, as in a
     fine-tune's backbone) are left out: they have no gradient to judge.
@@ -142,8 +181,9 @@ class GradientMonitor:
     options are kept as attributes of the same names (``hist_every``, ...), with ``model``.
     """
 
-    def __init__(self, model: nn.Module, options: MonitorOptions = EVERYTHING, *,
-                 grad_scaler: torch.amp.GradScaler | None = None, **changes: Any) -> None:
+    def __init__(self, model: nn.Module, options: MonitorOptions = EVERYTHING, *, include: LayerChoice = None,
+                 exclude: LayerChoice = None, grad_scaler: torch.amp.GradScaler | None = None,
+                 **changes: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(options, MonitorOptions):
@@ -153,11 +193,13 @@ class GradientMonitor:
         self.options = options = options.changed(**changes)
         found = layers(model)
         # a frozen layer (requires_grad False: a fine-tune's backbone) gets no gradient to judge
-        self._layers = [(layer.name, layer.module, layer.weight) for layer in found if layer.weight.requires_grad]
-        if not self._layers:
+        trainable = [layer for layer in found if layer.weight.requires_grad]
+        if not trainable:
             what = "no trainable layer: all are frozen (requires_grad=False)" if found else (
                 "no layer to monitor: no parameter with two or more dimensions")
             raise ValueError(f"{type(model).__name__} has {what}")
+        chosen = _chosen_layers(trainable, include, exclude)
+        self._layers = [(layer.name, layer.module, layer.weight) for layer in chosen]
         self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
         self.saturation_margin = float(options.saturation_margin)
         self._weights = [weight for _, _, weight in self._layers]
