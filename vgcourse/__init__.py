@@ -7,6 +7,7 @@ The library a notebook walks through:
     ``models``           ``deep_mlp`` and ``sequence_model``, built from code with random weights
     ``data``             the shipped digits, two spirals, the adding problem
     ``training``         the training loop and its ``History``
+    ``records``          ``MonitorRecords``: a monitor's records, picklable; CSV, pandas, TensorBoard
     ``monitor``          ``GradientMonitor``: per-layer statistics at every optimizer step
     ``diagnosis``        ``diagnose(monitor)``: a verdict and the numbers behind it
     ``experiments``      ``Setup``, ``BASELINE`` and ``run()``
