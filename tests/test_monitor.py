@@ -15,7 +15,8 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 from vgcourse.activations import saturated_fraction
 from vgcourse.data import digits
 from vgcourse.models import deep_mlp, sequence_model
-from vgcourse.monitor import DIAGNOSIS, EVERYTHING, NORMS_ONLY, GradientMonitor, Histogram, MonitorOptions
+from vgcourse.monitor import DIAGNOSIS, EVERYTHING, NORMS_ONLY, GradientMonitor, MonitorOptions
+from vgcourse.records import Histogram
 from vgcourse.probes.layers import activation_outputs
 from vgcourse.training import task_loss, train
 

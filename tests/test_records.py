@@ -256,26 +256,6 @@ def test_summary_says_dash_for_a_total_not_recorded() -> None:
 # ---- a real monitor --------------------------------------------------------------------------
 
 
-class WithTotals:
-    """A GradientMonitor plus the two queries it does not have yet in this checkout.
-
-    TODO(merge): once monitor.py has total_grad_norms() and skipped_steps(), drop this class, use
-    MonitorRecords.of(mon) directly and check mon.total_grad_norms() against `totals` below.
-    """
-
-    def __init__(self, monitor: GradientMonitor, totals: list[float]) -> None:
-        self._monitor, self._totals = monitor, totals
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._monitor, name)
-
-    def total_grad_norms(self) -> np.ndarray:
-        return np.array(self._totals)
-
-    def skipped_steps(self) -> list[int]:
-        return []
-
-
 def test_records_of_a_real_monitor_match_it_and_an_independent_norm() -> None:
     model = deep_mlp(6, 3, depth=3, width=8, activation="tanh")
     opt, totals = torch.optim.SGD(model.parameters(), lr=0.05), []
@@ -287,8 +267,9 @@ def test_records_of_a_real_monitor_match_it_and_an_independent_norm() -> None:
             task_loss(model(x), y).backward()
             totals.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item())
             opt.step()
-    rec = MonitorRecords.of(WithTotals(mon, totals))
-    rec = pickle.loads(pickle.dumps(rec))
+    np.testing.assert_allclose(mon.total_grad_norms(), totals, rtol=1e-6)
+    rec = pickle.loads(pickle.dumps(mon))  # a monitor pickles as its records
+    assert isinstance(rec, MonitorRecords)
     assert rec.steps == 3 and rec.layer_names == tuple(mon.layer_names) and rec.hist_every == 2 and rec.bins == 5
     np.testing.assert_array_equal(rec.grad_norms(), mon.grad_norms())
     np.testing.assert_array_equal(rec.saturated_fractions(), mon.saturated_fractions())
@@ -298,10 +279,11 @@ def test_records_of_a_real_monitor_match_it_and_an_independent_norm() -> None:
     # the last step's gradients are still on the weights (SGD does not clear them)
     weights = {layer.name: layer.weight for layer in layers(model)}
     last = [torch.linalg.vector_norm(weights[name].grad, dtype=torch.float64).item() for name in rec.layer_names]
-    np.testing.assert_allclose(rec.grad_norms()[-1], last, rtol=1e-12)
+    np.testing.assert_allclose(rec.grad_norms()[-1], last, rtol=1e-6)  # float32 sums of squares
     frame = rec.to_dataframe()
     totals_table = frame[frame["quantity"] == "total_grad_norm"]
-    assert totals_table["value"].tolist() == totals and set(totals_table["layer"]) == {TOTAL_LAYER}
+    np.testing.assert_allclose(totals_table["value"], totals, rtol=1e-6)
+    assert set(totals_table["layer"]) == {TOTAL_LAYER}
     assert len(frame[frame["quantity"] == "grad_norm"]) == 3 * len(rec.layer_names)
     assert "dead_fraction" not in set(frame["quantity"])  # tanh: no dead units recorded
     assert all(name in rec.summary() for name in rec.layer_names)

@@ -29,28 +29,15 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_
 
 from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
 from vgcourse.models import Layer, layers, unwrapped
+from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
 from vgcourse.validation import check_choice, check_int, check_number
 
-__all__ = ["DIAGNOSIS", "EVERYTHING", "HISTOGRAM_KINDS", "NORMS_ONLY", "GradientMonitor", "Histogram", "MonitorOptions"]
+__all__ = ["DIAGNOSIS", "EVERYTHING", "NORMS_ONLY", "GradientMonitor", "LayerChoice", "MonitorOptions"]
 
-HISTOGRAM_KINDS = ("grad", "activation")
 _MEAN, _STD, _SATURATED, _DEAD = range(4)  # columns of a step's activation statistics
 # Norms a float32 sum of squares gets right: its squares stay normal numbers (float32's range is
 # about 1e-38 to 3e38). Outside, the norm is taken again in float64.
 _FLOAT32_SAFE = (1e-18, 1e18)
-
-
-@dataclass(frozen=True, eq=False)
-class Histogram:
-    """Counts of one layer's gradient or activation values at one step.
-
-    ``counts[i]`` values fell in ``[edges[i], edges[i + 1]]``; ``len(edges) == len(counts) + 1``.
-    """
-
-    step: int
-    layer: str
-    edges: np.ndarray
-    counts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -156,7 +143,7 @@ def _chosen_layers(found: list[Layer], include: LayerChoice, exclude: LayerChoic
     return chosen
 
 
-class GradientMonitor:
+class GradientMonitor(RecordQueries):
     """Records per-layer gradient and activation statistics at every optimizer step of ``model``.
 
     Args:
@@ -556,14 +543,14 @@ class GradientMonitor:
             for step, index, edges, counts in records
         ]
 
-    def first_nonfinite(self) -> tuple[int, str] | None:
-        """``(step, layer)`` of the first inf/NaN gradient norm (the earliest layer in forward
-        order within that step), or ``None`` if every norm was finite."""
-        bad = ~np.isfinite(self.grad_norms())
-        if not bad.any():
-            return None
-        step = int(bad.any(axis=1).argmax())
-        return step, self.layer_names[int(bad[step].argmax())]
+    def records(self) -> MonitorRecords:
+        """A snapshot of everything recorded so far: arrays only, picklable (``torch.save``), with
+        the same queries and exports as the monitor."""
+        return MonitorRecords.of(self)
+
+    def __reduce__(self) -> tuple:
+        # A monitor pickles as its records: hooks and the model are no data to keep.
+        return MonitorRecords.of(self).__reduce__()
 
     def close(self) -> None:
         """Remove every hook this monitor registered; the recorded data stay queryable."""
