@@ -177,7 +177,7 @@ def test_update_ratios_match_a_manual_computation() -> None:
     weights = [layer.linear.weight for layer in list(model)[:-1]] + [model[-1].weight]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
     expected = []
-    with GradientMonitor(model) as mon:
+    with GradientMonitor(model, ratio_every=1) as mon:
         for step in range(3):
             x, y = batch(seed=step)
             opt.zero_grad()
@@ -187,6 +187,26 @@ def test_update_ratios_match_a_manual_computation() -> None:
             expected.append([((w - b).norm() / b.norm()).item() for w, b in zip(weights, before)])
     np.testing.assert_allclose(mon.update_ratios(), expected, rtol=1e-4)
     assert np.all(mon.update_ratios() > 0)
+
+
+def test_update_ratios_every_tenth_step_by_default_and_the_copy_is_not_kept() -> None:
+    """Issue 15, defect 9: the default kept a copy of every weight for the whole run."""
+    model = small_mlp()
+    with GradientMonitor(model) as mon:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        expected = {}
+        for step in range(25):
+            x, y = batch(seed=step)
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            before = model.layer1.linear.weight.detach().clone()
+            opt.step()
+            expected[step] = float((model.layer1.linear.weight - before).norm() / before.norm())
+            assert (len(mon._snapshot) > 0) == (step % 10 == 0)  # held from a measured step to the next only
+    ratios = mon.update_ratios()
+    measured = np.flatnonzero(np.isfinite(ratios).all(axis=1)).tolist()
+    assert measured == [0, 10, 20] and np.isnan(ratios[[1, 9, 11, 24]]).all()
+    np.testing.assert_allclose(ratios[measured, 0], [expected[s] for s in measured], rtol=1e-5)
 
 
 def test_frozen_layers_and_a_failed_optimizer_step_keep_rows_aligned() -> None:
@@ -202,7 +222,7 @@ def test_frozen_layers_and_a_failed_optimizer_step_keep_rows_aligned() -> None:
             raise RuntimeError("step failed")
 
     opt.register_step_pre_hook(fail_second_step)
-    with GradientMonitor(model) as mon:
+    with GradientMonitor(model, ratio_every=1) as mon:
         for step in range(4):
             x, y = batch(seed=step)
             opt.zero_grad()
@@ -321,7 +341,7 @@ def test_first_nonfinite_reports_the_first_step_and_forward_layer() -> None:
 
 def test_flags_turn_off_histograms_activation_statistics_and_update_ratios() -> None:
     model = small_mlp()
-    with GradientMonitor(model, histograms=False, activations=False) as mon:
+    with GradientMonitor(model, histograms=False, activations=False, ratio_every=1) as mon:
         assert module_hooks(model) == 4  # one per layer, none on activations or the root
         sgd_steps(model, 2)
     assert mon.histograms("grad") == [] and mon.histograms("activation") == []
@@ -611,7 +631,7 @@ def test_two_optimizers_or_a_nested_one_make_one_step_not_two() -> None:
     model = small_mlp()
     halves = list(model.parameters())
     first, second = torch.optim.SGD(halves[:4], lr=0.1), torch.optim.Adam(halves[4:], lr=1e-2)
-    with GradientMonitor(model) as monitor:
+    with GradientMonitor(model, ratio_every=1) as monitor:
         for step in range(5):
             x, y = batch(seed=step)
             first.zero_grad()
@@ -633,7 +653,7 @@ def test_two_optimizers_or_a_nested_one_make_one_step_not_two() -> None:
 
     model = small_mlp()
     outer = Outer(list(model.parameters()), torch.optim.SGD(model.parameters(), lr=0.1))
-    with GradientMonitor(model) as monitor:
+    with GradientMonitor(model, ratio_every=1) as monitor:
         for step in range(4):
             x, y = batch(seed=step)
             outer.zero_grad()

@@ -3,6 +3,7 @@ torch.compile. Each test failed on the monitor before the issue's fix."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -143,3 +144,22 @@ def test_layers_are_chosen_by_name_pattern_or_module_class() -> None:
         GradientMonitor(model, include=3)
     with pytest.raises(ValueError, match="leave no layer"):
         GradientMonitor(model, include="head", exclude=nn.Linear)
+
+
+def test_a_hugging_face_gpt2_is_covered_in_forward_order() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    tokens = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model) as monitor:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for _ in range(2):
+            optimizer.zero_grad()
+            model(tokens, labels=tokens).loss.backward()
+            optimizer.step()
+    block = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+    assert monitor.layer_names == ["transformer.wte", "transformer.wpe",
+                                   *(f"transformer.h.{i}.{n}" for i in range(2) for n in block)]  # lm_head is wte, tied
+    assert covered(monitor) == trainable_matrices(model)
+    assert np.isfinite(monitor.grad_norms()).all() and (monitor.grad_norms() > 0).all()

@@ -70,7 +70,7 @@ def test_steps_a_grad_scaler_skips_are_recorded_with_their_unscaled_norms() -> N
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     unscaled, weights = [], []
-    with GradientMonitor(model, grad_scaler=scaler) as monitor:
+    with GradientMonitor(model, grad_scaler=scaler, ratio_every=1) as monitor:
         for step in range(5):
             x, y = batch(step)
             if step == 2:

@@ -226,7 +226,7 @@ def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: 
 
 
 def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Figure:
-    """``‖Δw‖/‖w‖`` per step for every layer (log scale), with a dashed reference level.
+    """``‖Δw‖/‖w‖`` at each measured step for every layer (log scale), with a dashed reference level.
 
     A common rule of thumb puts healthy updates near 1e-3 of the weights; layers far below it
     are effectively frozen.
@@ -235,7 +235,8 @@ def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Fi
     ratios, names = monitor.update_ratios(), monitor.layer_names
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     for index, (name, color) in enumerate(zip(names, _layer_colors(names))):
-        ax.plot(np.arange(monitor.steps), ratios[:, index], color=color, linewidth=1, label=name)
+        measured = np.flatnonzero(np.isfinite(ratios[:, index]))  # every ratio_every-th step
+        ax.plot(measured, ratios[measured, index], color=color, linewidth=1, label=name)
     ax.axhline(reference, color="black", linestyle="--", linewidth=1)
     ax.set(yscale="log", xlabel="training step", ylabel="‖Δw‖ / ‖w‖", title="update-to-weight ratio")
     ax.grid(alpha=0.3, which="both")
