@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 import weakref
 import math
 
@@ -24,6 +25,10 @@ from vgcourse.training import task_loss, train
 def module_hooks(model: nn.Module) -> int:
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     return sum(len(getattr(m, kind)) for m in model.modules() for kind in kinds)
+
+
+def tensor_hooks(model: nn.Module) -> int:
+    return sum(len(p._backward_hooks or {}) for p in model.parameters())
 
 
 def global_hooks() -> tuple[int, int]:
@@ -57,7 +62,7 @@ def test_hooks_removed_after_with_block() -> None:
     with GradientMonitor(model) as mon:
         assert module_hooks(model) > 0 and global_hooks() == (before[0] + 1, before[1] + 1)
         sgd_steps(model, 2)
-    assert module_hooks(model) == 0 and global_hooks() == before
+    assert module_hooks(model) == 0 and global_hooks() == before and tensor_hooks(model) == 0
     assert mon.steps == 2
 
 
@@ -67,7 +72,7 @@ def test_hooks_removed_after_close_and_nothing_recorded_afterwards() -> None:
     sgd_steps(model, 1)
     mon.close()
     mon.close()  # closing twice is harmless
-    assert module_hooks(model) == 0 and global_hooks() == before
+    assert module_hooks(model) == 0 and global_hooks() == before and tensor_hooks(model) == 0
     sgd_steps(model, 3)
     assert mon.steps == 1 and mon.grad_norms().shape == (1, 4)
 
@@ -78,7 +83,7 @@ def test_hooks_removed_when_the_body_raises() -> None:
         with GradientMonitor(model):
             sgd_steps(model, 1)
             raise RuntimeError("boom")
-    assert module_hooks(model) == 0 and global_hooks() == before
+    assert module_hooks(model) == 0 and global_hooks() == before and tensor_hooks(model) == 0
 
 
 # ---- layers: which, in what order, under what names ---------------------------------------
@@ -201,7 +206,7 @@ def test_update_ratios_every_tenth_step_by_default_and_the_copy_is_not_kept() ->
             task_loss(model(x), y).backward()
             before = model.layer1.linear.weight.detach().clone()
             opt.step()
-            expected[step] = float((model.layer1.linear.weight - before).norm() / before.norm())
+            expected[step] = float((model.layer1.linear.weight.detach() - before).norm() / before.norm())
             assert (len(mon._snapshot) > 0) == (step % 10 == 0)  # held from a measured step to the next only
     ratios = mon.update_ratios()
     measured = np.flatnonzero(np.isfinite(ratios).all(axis=1)).tolist()
@@ -383,12 +388,12 @@ def test_a_forgotten_monitor_on_a_live_model_records_nothing_and_leaves_no_hook(
     model, before = small_mlp(), global_hooks()  # the model stays alive; only the monitor goes
     GradientMonitor(model)  # never closed
     probe = GradientMonitor(model)  # a second, forgotten one, as a re-run notebook cell makes
-    records = probe._grad_rows
+    table = probe._table
     del probe
     gc.collect()
-    assert module_hooks(model) == 0 and global_hooks() == before
+    assert module_hooks(model) == 0 and global_hooks() == before and tensor_hooks(model) == 0
     sgd_steps(model, 2)  # forward, backward and step on the live model
-    assert records == []  # the dropped monitor did not record these steps
+    assert len(table) == 0  # the dropped monitor did not record these steps
 
 
 def test_a_closed_monitor_kept_alive_records_nothing_on_a_live_model() -> None:
@@ -396,7 +401,7 @@ def test_a_closed_monitor_kept_alive_records_nothing_on_a_live_model() -> None:
     with GradientMonitor(model) as mon:
         sgd_steps(model, 1)
     sgd_steps(model, 2)
-    assert mon.steps == 1 and len(mon._grad_rows) == 1
+    assert mon.steps == 1 and len(mon._table) == 1 and tensor_hooks(model) == 0
 
 
 def test_module_hooks_do_not_hold_the_monitor() -> None:
@@ -439,7 +444,7 @@ def test_bad_arguments_are_named(kwargs: dict, error: type, message: str) -> Non
     model, before = small_mlp(), global_hooks()
     with pytest.raises(error, match=message):
         GradientMonitor(model, **kwargs)
-    assert module_hooks(model) == 0 and global_hooks() == before  # nothing left half-attached
+    assert module_hooks(model) == 0 and global_hooks() == before and tensor_hooks(model) == 0  # nothing left half-attached
 
 
 def test_bad_model_and_bad_histogram_kind() -> None:
@@ -660,3 +665,57 @@ def test_two_optimizers_or_a_nested_one_make_one_step_not_two() -> None:
             task_loss(model(x), y).backward()
             outer.step()
     assert monitor.steps == 4 and (monitor.update_ratios() > 0).all()
+
+
+# ---- long runs: every N steps, a bounded history -----------------------------------------
+
+
+def _norms_per_step(model: nn.Module, steps: int, **options: object) -> tuple[GradientMonitor, list[float]]:
+    opt, first = torch.optim.SGD(model.parameters(), lr=0.05), []
+    with GradientMonitor(model, **options) as mon:
+        for step in range(steps):
+            x, y = batch(seed=step)
+            opt.zero_grad()
+            task_loss(model(x), y).backward()
+            first.append(float(model.layer1.linear.weight.grad.norm()))
+            opt.step()
+    return mon, first
+
+
+def test_every_records_every_nth_step_and_measures_nothing_between() -> None:
+    model = small_mlp()
+    calls = []
+    original = GradientMonitor._activation_stats
+    GradientMonitor._activation_stats = lambda self, *args: calls.append(1) or original(self, *args)
+    try:
+        mon, first = _norms_per_step(model, 10, every=3, hist_every=2, ratio_every=1)
+    finally:
+        GradientMonitor._activation_stats = original
+    assert mon.steps == 4 and mon.step_numbers().tolist() == [0, 3, 6, 9]
+    np.testing.assert_allclose(mon.grad_norms()[:, 0], [first[s] for s in (0, 3, 6, 9)], rtol=1e-5)
+    assert len(calls) == 4 * 3  # activation statistics of the recorded steps' forward passes only
+    assert sorted({h.step for h in mon.histograms()}) == [0, 6]  # every 2nd recorded step
+    assert np.isfinite(mon.update_ratios()).all()
+    frame = mon.to_dataframe()
+    assert sorted(set(frame["step"])) == [0, 3, 6, 9]  # exports name optimizer steps
+
+
+def test_a_bounded_history_thins_evenly_and_keeps_the_whole_run() -> None:
+    mon, first = _norms_per_step(small_mlp(), 40, history=8, hist_every=2)
+    numbers = mon.step_numbers()
+    assert mon.steps <= 8 and numbers[0] == 0 and numbers[-1] >= 40 - 8 and (np.diff(numbers) == 8).all()
+    np.testing.assert_allclose(mon.grad_norms()[:, 0], [first[s] for s in numbers], rtol=1e-5)
+    assert {h.step for h in mon.histograms()} <= set(numbers[::2].tolist())  # thinned alike
+    records = pickle.loads(pickle.dumps(mon))
+    assert records.step_numbers().tolist() == numbers.tolist()
+    from vgcourse.plots import gradient_flow_figure
+    (left, right) = gradient_flow_figure(records).axes[:2]
+    np.testing.assert_array_equal(right.lines[0].get_xdata(), numbers)  # plots take the records too
+
+
+def test_history_moves_to_the_cpu_in_bulk() -> None:
+    from vgcourse.step_table import FLUSH_ROWS
+
+    mon, _ = _norms_per_step(small_mlp(), FLUSH_ROWS + 3, **{"histograms": False})
+    assert len(mon._table._recent_steps) == 3  # the rest is numpy on the CPU, moved in one block
+    assert mon.grad_norms().shape == (FLUSH_ROWS + 3, 4)

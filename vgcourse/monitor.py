@@ -30,6 +30,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_
 from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
 from vgcourse.models import Layer, layers, unwrapped
 from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
+from vgcourse.step_table import StepTable
 from vgcourse.validation import check_choice, check_int, check_number
 
 __all__ = ["DIAGNOSIS", "EVERYTHING", "NORMS_ONLY", "GradientMonitor", "LayerChoice", "MonitorOptions"]
@@ -45,7 +46,15 @@ class MonitorOptions:
     """What a :class:`GradientMonitor` records; the presets below name the usual choices.
 
     Attributes:
-        hist_every: record histograms at steps 0, ``hist_every``, ``2 * hist_every``, ...
+        every: record optimizer steps 0, ``every``, ``2 * every``, ... only; the steps between
+            cost nothing (not measured at all, so a step ``GradScaler`` skips among them is not
+            seen either).
+        history: the most steps kept (``None``: all). A longer run keeps every other recorded
+            step and doubles ``every`` each time it reaches the limit: evenly spaced steps over
+            the whole run. About 28 bytes per layer and step plus histograms; with the defaults
+            a 100-layer model holds at most about 40 MB, however long it trains.
+        hist_every: record histograms at every ``hist_every``-th recorded step (steps 0,
+            ``hist_every * every``, ...).
         bins: bins per histogram. Gradient bins span ``[-max|g|, max|g|]`` of that layer at
             that step (symmetric, so zero sits at the centre); activation bins span the output
             range of sigmoid and tanh (``vgcourse.activations.OUTPUT_RANGES``), and the
@@ -55,8 +64,8 @@ class MonitorOptions:
         histograms: record gradient and activation histograms.
         activations: record per-step activation statistics (else they read NaN).
         update_ratios: record ``‖Δw‖ / ‖w‖`` (else NaN).
-        ratio_every: measure the update ratios at steps 0, ``ratio_every``, ... only (NaN at the
-            others). A measured step copies every monitored weight before the step (as much
+        ratio_every: measure the update ratios at the recorded steps that are multiples of
+            ``ratio_every`` only (NaN at the others). A measured step copies every monitored weight before the step (as much
             memory again as those weights, held until the next step) and makes three passes
             over them: 8 % of a step of a 20-layer MLP on a CPU at ``ratio_every=1``.
     """
@@ -68,10 +77,15 @@ class MonitorOptions:
     activations: bool = True
     update_ratios: bool = True
     ratio_every: int = 10
+    every: int = 1
+    history: int | None = 10_000
 
     def __post_init__(self) -> None:
         check_int(self.hist_every, "hist_every", minimum=1)
         check_int(self.ratio_every, "ratio_every", minimum=1)
+        check_int(self.every, "every", minimum=1)
+        if self.history is not None:
+            check_int(self.history, "history", minimum=2)
         check_int(self.bins, "bins", minimum=1)
         check_number(self.saturation_margin, "saturation_margin", 0, 0.5)
         for what in ("histograms", "activations", "update_ratios"):
@@ -205,7 +219,8 @@ class GradientMonitor(RecordQueries):
         self._record_ratios = options.update_ratios
         self._model_params = {id(p) for p in model.parameters()}
         self._optimizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._steps, self._in_step, self._ratio_now, self._skipped_steps = 0, False, False, []
+        self._step_count, self._in_step, self._ratio_now, self._skipped_steps = 0, False, False, []
+        self._recording = True  # is the next step one to record? (read by the hooks: a flag, for compile)
         # Gradient norms are taken when backward ends, before anything (clipping) changes them:
         # float64 norms of the layers' gradients, the others', then the weights (update ratios).
         self._backward_norms: Tensor | None = None  # of the last backward that no step has used yet
@@ -218,12 +233,15 @@ class GradientMonitor(RecordQueries):
         self._paths = [paths.get(module, "") for _, module, _ in self._layers]  # owners' names
         # Another optimizer's step on the same gradients (two optimizers, or one whose step()
         # calls an inner optimizer) is part of the same step, not a new one.
-        self._fresh, self._merged, self._snapshot_is_change = True, False, False
+        self._fresh, self._snapshot_is_change = True, False
         self._current, self._credited = None, True  # last layer to run; has it an activation?
         self._pending_stats: dict[int, Tensor] = {}  # this forward pass's, by layer
         self._pending_outputs: dict[int, tuple[str, Tensor]] = {}
-        self._grad_rows, self._ratio_rows, self._activation_rows, self._total_rows = [], [], [], []  # one per step
-        self._hists: dict[str, list] = {kind: [] for kind in HISTOGRAM_KINDS}
+        width = len(self._layers)
+        self._table = StepTable({"grad": ((width,), np.float64), "total": ((), np.float64),
+                                 "ratio": ((width,), np.float32), "activation": ((width, 4), np.float32)},
+                                stride=options.every, limit=options.history)
+        self._hists: dict[str, list] = {kind: [] for kind in HISTOGRAM_KINDS}  # (step, layer, low, high, counts)
         self._snapshot: list[Tensor] = []  # weights before the step, then their change
         self._scratch: dict[tuple, tuple[Tensor, Tensor]] = {}  # work buffer and NaN, by dtype and device
         self._warned: set[str] = set()  # what has been skipped, each said once
@@ -262,7 +280,7 @@ class GradientMonitor(RecordQueries):
         self._current, self._credited = indices[-1], False
 
     def _activation_ran(self, kind: str, module: nn.Module, inputs: object, output: object) -> None:
-        if self._credited or not torch.is_grad_enabled() or not isinstance(output, Tensor):
+        if self._credited or not self._recording or not torch.is_grad_enabled() or not isinstance(output, Tensor):
             return
         self._credited = True
         out = output.detach()
@@ -309,18 +327,21 @@ class GradientMonitor(RecordQueries):
         self._in_step = self._updates_model(optimizer)
         if not self._in_step:
             return
-        if not self._fresh and self._steps:  # no forward pass since the last step: the same step
-            self._merged = True
+        if not self._fresh and self._step_count:  # no forward pass since the last step: the same step
             if self._ratio_now and self._snapshot_is_change:
                 torch._foreach_add_(self._snapshot, self._weights)  # back to the weights before the step
                 self._snapshot_is_change = False
             return
-        norms = self._backward_norms if self._backward_norms is not None else self._gradient_norms()
-        self._fresh = False
-        self._start_row(norms)
+        self._fresh, self._ratio_now, step = False, False, self._step_count
+        norms = None
+        if self._table.wants(step):
+            norms = self._backward_norms if self._backward_norms is not None else self._gradient_norms()
+        if not self._start_row(norms):
+            self._pending_outputs, self._snapshot = {}, []
+            return
         weights = self._weights
         grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
-        self._ratio_now = self._record_ratios and (self._steps - 1) % self.ratio_every == 0
+        self._ratio_now = self._record_ratios and step % self.ratio_every == 0
         if not self._ratio_now and self.ratio_every > 1:
             self._snapshot = []  # the copy is held from a measured step to the next step only
         if self._ratio_now:
@@ -335,30 +356,40 @@ class GradientMonitor(RecordQueries):
             except Exception as error:
                 self._skipped("the update ratios (recorded as NaN)", error)
                 self._ratio_now = False  # no ratio row: it reads NaN
-        if self._record_histograms and (self._steps - 1) % self.hist_every == 0:
+        if self._record_histograms and step % (self.hist_every * self._table.stride) == 0:
             try:
-                self._record_histograms_now(grads, self._steps - 1)
+                self._record_histograms_now(grads, step)
             except Exception as error:
                 self._skipped("the histograms", error)
         self._pending_outputs = {}
 
-    def _start_row(self, norms: Tensor) -> None:
-        """A new step: its gradient norms, total norm and activation statistics."""
-        self._merged, self._ordering, self._backward_norms = False, False, None
-        self._steps += 1
-        self._grad_rows.append(norms[: len(self._weights)])
-        self._total_rows.append(torch.linalg.vector_norm(norms[: len(self._trainable)]))
-        if self._record_activations:
-            stats, self._pending_stats = self._pending_stats, {}
-            nan = torch.full_like(next(iter(stats.values())), math.nan) if stats else None
-            row = [stats.get(index, nan) for index in range(len(self._weights))]
-            self._activation_rows.append(torch.stack(row) if stats else None)
+    def _start_row(self, norms: Tensor | None) -> bool:
+        """A new step, with its gradient norms, total norm and activation statistics if ``norms``
+        (``None``: a step not to record). Whether the step has a row."""
+        step, self._step_count = self._step_count, self._step_count + 1
+        self._ordering, self._backward_norms = False, None
+        stats, self._pending_stats = self._pending_stats, {}
+        self._recording = self._table.wants(self._step_count)
+        if norms is None:
+            return False
+        activations = None
+        if self._record_activations and stats:
+            nan = torch.full_like(next(iter(stats.values())), math.nan)
+            activations = torch.stack([stats.get(index, nan) for index in range(len(self._weights))])
+        stride = self._table.stride
+        self._table.add(step, grad=norms[: len(self._weights)], activation=activations,
+                        total=torch.linalg.vector_norm(norms[: len(self._trainable)]))
+        if self._table.stride != stride:  # the table thinned its rows: so do the histograms
+            spacing = self.hist_every * self._table.stride
+            self._hists = {kind: [h for h in hists if h[0] % spacing == 0] for kind, hists in self._hists.items()}
+            self._recording = self._table.wants(self._step_count)
+        return self._table.last_step() == step
 
     def _gradient_norms(self) -> Tensor:
         """float64 norms of every trainable parameter's gradient (0 if it has none) and, for the
         update ratios, of the weights: one fused call, no host sync."""
         grads = [_dense_values(p.grad) if p.grad is not None else p.new_zeros(()) for p in self._trainable]
-        ratio_next = self._record_ratios and self._steps % self.ratio_every == 0  # the next step measures them
+        ratio_next = self._record_ratios and self._step_count % self.ratio_every == 0  # the next step measures them
         norms = self._norms(grads + (self._weights if ratio_next else []))
         if self._grad_scaler is not None and self._grad_scaler.is_enabled():
             norms[: len(grads)] /= self._grad_scaler.get_scale()  # backward's gradients are scaled
@@ -366,7 +397,7 @@ class GradientMonitor(RecordQueries):
 
     def _gradient_arrived(self, index: int, grad: Tensor) -> None:
         """A tensor hook: the first of a backward pass asks to be called back when it ends."""
-        if self._in_backward:
+        if self._in_backward or not self._recording:
             return
         self._in_backward = True
         if self._backward_norms is not None and self._weights[index].grad is None:
@@ -387,7 +418,7 @@ class GradientMonitor(RecordQueries):
         if bool(torch.isfinite(self._backward_norms).all()):
             self._backward_norms = None  # e.g. a probe's backward pass; no step was meant
             return
-        self._skipped_steps.append(self._steps)
+        self._skipped_steps.append(self._step_count)
         self._start_row(self._backward_norms)
 
     def _norms(self, tensors: list[Tensor]) -> Tensor:
@@ -434,33 +465,32 @@ class GradientMonitor(RecordQueries):
         torch._foreach_sub_(self._snapshot, self._weights)  # snapshot := w_before - w_after
         self._snapshot_is_change = True
         change = torch.stack(torch._foreach_norm(self._snapshot))
-        missing = self._steps - 1 - len(self._ratio_rows)  # steps whose optimizer raised
-        if missing < 0:  # a later optimizer of the same step: the change of all of them
-            self._ratio_rows[-1] = change / self._weight_norms
-        else:
-            self._ratio_rows.extend([None] * missing)
-            self._ratio_rows.append(change / self._weight_norms)
+        # a later optimizer of the same step replaces it: the change of all of them
+        self._table.set_last("ratio", change / self._weight_norms)
 
     def _record_histograms_now(self, grads: list[Tensor], step: int) -> None:
         limits = torch.stack(torch._foreach_norm(grads, ord=math.inf)).tolist()  # one host sync
-        for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits)):
-            if weight.grad is not None:  # a layer without a gradient gets no histogram
-                self._histogram("grad", step, index, grad, -limit, limit)
+        made = [self._histogram("grad", index, grad, -limit, limit)
+                for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits))
+                if weight.grad is not None]  # a layer without a gradient gets no histogram
         outputs = self._pending_outputs
         if outputs:
             observed = [torch.stack(torch.aminmax(out.float())) for _, out in outputs.values()]
             observed = torch.stack(observed).tolist()  # one host sync
-            for (index, (kind, out)), limits in zip(outputs.items(), observed):
-                self._histogram("activation", step, index, out, *OUTPUT_RANGES.get(kind, limits))
+            made += [self._histogram("activation", index, out, *OUTPUT_RANGES.get(kind, limits))
+                     for (index, (kind, out)), limits in zip(outputs.items(), observed)]
+        made = [histogram for histogram in made if histogram is not None]
+        if made:  # to the CPU together, as int32
+            counts = torch.stack([counts for *_, counts in made]).cpu().numpy().astype(np.int32)
+            for (kind, index, low, high, _), row in zip(made, counts):
+                self._hists[kind].append((step, index, low, high, row))
 
-    def _histogram(self, kind: str, step: int, index: int, values: Tensor, low: float, high: float) -> None:
+    def _histogram(self, kind: str, index: int, values: Tensor, low: float, high: float) -> tuple | None:
         if not (math.isfinite(low) and math.isfinite(high)):
-            return  # a layer with inf/NaN values gets no histogram; see first_nonfinite()
+            return None  # a layer with inf/NaN values gets no histogram; see first_nonfinite()
         if low == high:
             low, high = low - 0.5, high + 0.5
-        counts = torch.histc(values.float(), self.bins, low, high)
-        edges = np.linspace(low, high, self.bins + 1)
-        self._hists[kind].append((step, index, edges, counts))
+        return kind, index, low, high, torch.histc(values.float(), self.bins, low, high)
 
     def _order(self) -> list[int]:
         order = list(self._first_run)
@@ -481,13 +511,9 @@ class GradientMonitor(RecordQueries):
                 return inside[-1] + 1
         return len(order)
 
-    def _table(self, rows: list, column: int | None = None) -> np.ndarray:
-        table = np.full((self._steps, len(self._layers)), np.nan)
-        present = [step for step, row in enumerate(rows[: self._steps]) if row is not None]
-        if present:
-            values = torch.stack([rows[step] for step in present]).double().cpu().numpy()
-            table[present] = values if column is None else values[..., column]
-        return table[:, self._order()]
+    def _column(self, kind: str, column: int | None = None) -> np.ndarray:
+        values = self._table.column(kind).astype(np.float64)
+        return (values if column is None else values[..., column])[:, self._order()]
 
     @property
     def layer_names(self) -> list[str]:
@@ -496,8 +522,13 @@ class GradientMonitor(RecordQueries):
 
     @property
     def steps(self) -> int:
-        """Number of optimizer steps recorded so far."""
-        return self._steps
+        """Number of steps recorded so far: the rows of every table (see :meth:`step_numbers`)."""
+        return len(self._table)
+
+    def step_numbers(self) -> np.ndarray:
+        """The optimizer step (0, 1, ...) of each recorded row: ``arange(steps)`` unless ``every``
+        or ``history`` thinned them."""
+        return self._table.steps()
 
     def grad_norms(self) -> np.ndarray:
         """L2 norm of each layer's weight gradient, shape ``(steps, layers)``, as the backward pass
@@ -506,16 +537,12 @@ class GradientMonitor(RecordQueries):
 
         Summed in float64, so a norm is 0 only if every entry of that gradient was 0 (a float32
         sum of squares underflows to 0 for entries below about 1e-23)."""
-        return self._table(self._grad_rows)
+        return self._column("grad")
 
     def total_grad_norms(self) -> np.ndarray:
         """L2 norm of all the model's trainable gradients (biases too) at each step, ``(steps,)``:
         the number ``torch.nn.utils.clip_grad_norm_(model.parameters(), ...)`` returns."""
-        present = [step for step, row in enumerate(self._total_rows[: self._steps]) if row is not None]
-        table = np.full(self._steps, np.nan)
-        if present:
-            table[present] = torch.stack([self._total_rows[step] for step in present]).double().cpu().numpy()
-        return table
+        return self._table.column("total").astype(np.float64)
 
     def skipped_steps(self) -> list[int]:
         """Steps whose optimizer step did not run because their gradients held inf/NaN (as
@@ -525,33 +552,31 @@ class GradientMonitor(RecordQueries):
 
     def update_ratios(self) -> np.ndarray:
         """``‖Δw‖ / ‖w‖`` of each step (``w`` before it), ``(steps, layers)``; NaN if off."""
-        return self._table(self._ratio_rows)
+        return self._column("ratio")
 
     def activation_means(self) -> np.ndarray:
         """Mean activation output per layer, ``(steps, layers)``; NaN where no activation ran."""
-        return self._table(self._activation_rows, _MEAN)
+        return self._column("activation", _MEAN)
 
     def activation_stds(self) -> np.ndarray:
         """Standard deviation of activation outputs per layer, ``(steps, layers)``."""
-        return self._table(self._activation_rows, _STD)
+        return self._column("activation", _STD)
 
     def saturated_fractions(self) -> np.ndarray:
         """Fraction of saturated outputs per layer, ``(steps, layers)``; NaN unless sigmoid/tanh."""
-        return self._table(self._activation_rows, _SATURATED)
+        return self._column("activation", _SATURATED)
 
     def dead_fractions(self) -> np.ndarray:
         """Fraction of units that are 0 on the whole batch, ``(steps, layers)``; NaN unless ReLU."""
-        return self._table(self._activation_rows, _DEAD)
+        return self._column("activation", _DEAD)
 
     def histograms(self, kind: str = "grad") -> list[Histogram]:
         """Recorded histograms of ``kind`` ("grad" or "activation"), by step then forward order."""
         check_choice(kind, "kind", HISTOGRAM_KINDS)
         rank = {index: position for position, index in enumerate(self._order())}
         records = sorted(self._hists[kind], key=lambda record: (record[0], rank[record[1]]))
-        return [
-            Histogram(step, self._layers[index][0], edges, counts.cpu().numpy().astype(np.int64))
-            for step, index, edges, counts in records
-        ]
+        return [Histogram(step, self._layers[index][0], np.linspace(low, high, self.bins + 1), counts.astype(np.int64))
+                for step, index, low, high, counts in records]
 
     def records(self) -> MonitorRecords:
         """A snapshot of everything recorded so far: arrays only, picklable (``torch.save``), with

@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from vgcourse.activations import OUTPUT_RANGES, SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
 from vgcourse.monitor import GradientMonitor
+from vgcourse.records import MonitorRecords, RecordQueries
 from vgcourse.training import History
 
 
@@ -124,9 +125,10 @@ def activation_histogram_figure(
 # --- Figures of a GradientMonitor's records and of training histories -------------------------
 
 
-def _check_monitor(monitor: GradientMonitor) -> None:
-    if not isinstance(monitor, GradientMonitor):
-        raise TypeError(f"monitor must be a vgcourse.monitor.GradientMonitor, got {type(monitor).__name__}")
+def _check_monitor(monitor: GradientMonitor | MonitorRecords) -> None:
+    if not isinstance(monitor, RecordQueries):
+        raise TypeError(f"monitor must be a vgcourse.monitor.GradientMonitor or its records(), got "
+                        f"{type(monitor).__name__}")
     if monitor.steps == 0:
         raise ValueError("the monitor has recorded no steps yet; train the model inside `with GradientMonitor(model)`")
 
@@ -159,7 +161,7 @@ def _spread(names: Sequence[str], most: int) -> list[int]:
     return sorted({round(i * (len(names) - 1) / (most - 1)) for i in range(most)})
 
 
-def gradient_flow_figure(monitor: GradientMonitor, steps: Sequence[int] | None = None) -> Figure:
+def gradient_flow_figure(monitor: GradientMonitor | MonitorRecords, steps: Sequence[int] | None = None) -> Figure:
     """Left: each layer's gradient norm at a few steps. Right: every layer's norm over training.
 
     Both on log scales. ``steps`` defaults to the first, middle and last recorded step.
@@ -173,13 +175,14 @@ def gradient_flow_figure(monitor: GradientMonitor, steps: Sequence[int] | None =
             raise ValueError(f"step {step} is out of range; the monitor recorded {monitor.steps} steps")
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     layers = np.arange(1, len(names) + 1)
+    numbers = monitor.step_numbers()  # the optimizer step of each recorded row
     for step in steps:
-        left.plot(layers, norms[step], marker="o", markersize=3, label=f"step {step % monitor.steps}")
+        left.plot(layers, norms[step], marker="o", markersize=3, label=f"step {numbers[step]}")
     left.set(yscale="log", xlabel="layer (1 = next to the input)", ylabel="gradient norm ‖∂L/∂W‖",
              title="gradient norm per layer")
     left.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     for index, (name, color) in enumerate(zip(names, _layer_colors(names))):
-        right.plot(np.arange(monitor.steps), norms[:, index], color=color, linewidth=1, label=name)
+        right.plot(numbers, norms[:, index], color=color, linewidth=1, label=name)
     right.set(yscale="log", xlabel="training step", ylabel="gradient norm", title="gradient flow during training")
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
@@ -189,7 +192,7 @@ def gradient_flow_figure(monitor: GradientMonitor, steps: Sequence[int] | None =
     return fig
 
 
-def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: int = 6) -> Figure:
+def histograms_figure(monitor: GradientMonitor | MonitorRecords, kind: str = "grad", max_layers: int = 6) -> Figure:
     """One row per layer (at most ``max_layers``, first and last always shown), each overlaying
     the histograms recorded over training, early steps dark and late steps light.
 
@@ -225,7 +228,7 @@ def histograms_figure(monitor: GradientMonitor, kind: str = "grad", max_layers: 
     return fig
 
 
-def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Figure:
+def update_ratio_figure(monitor: GradientMonitor | MonitorRecords, reference: float = 1e-3) -> Figure:
     """``‖Δw‖/‖w‖`` at each measured step for every layer (log scale), with a dashed reference level.
 
     A common rule of thumb puts healthy updates near 1e-3 of the weights; layers far below it
@@ -236,7 +239,7 @@ def update_ratio_figure(monitor: GradientMonitor, reference: float = 1e-3) -> Fi
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     for index, (name, color) in enumerate(zip(names, _layer_colors(names))):
         measured = np.flatnonzero(np.isfinite(ratios[:, index]))  # every ratio_every-th step
-        ax.plot(measured, ratios[measured, index], color=color, linewidth=1, label=name)
+        ax.plot(monitor.step_numbers()[measured], ratios[measured, index], color=color, linewidth=1, label=name)
     ax.axhline(reference, color="black", linestyle="--", linewidth=1)
     ax.set(yscale="log", xlabel="training step", ylabel="‖Δw‖ / ‖w‖", title="update-to-weight ratio")
     ax.grid(alpha=0.3, which="both")

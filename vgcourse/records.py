@@ -84,12 +84,14 @@ class RecordQueries:
     def first_nonfinite(self) -> tuple[int, str] | None:
         """``(step, layer)`` of the first inf/NaN gradient norm (the earliest layer in forward
         order within that step), or ``None`` if every norm was finite."""
-        return first_nonfinite_norm(self.grad_norms(), list(self.layer_names))
+        found = first_nonfinite_norm(self.grad_norms(), list(self.layer_names))
+        return None if found is None else (int(self.step_numbers()[found[0]]), found[1])
 
     def _long_table(self) -> dict[str, np.ndarray]:
         """The tidy table's columns: by quantity (``QUANTITIES`` order), then layer in forward
         order, then step ascending; NaN entries left out."""
         names = np.array(list(self.layer_names) + [TOTAL_LAYER], dtype=object)
+        numbers = np.asarray(self.step_numbers(), dtype=np.int64)  # the optimizer step of each row
         columns: dict[str, list[np.ndarray]] = {"step": [], "layer": [], "quantity": [], "value": []}
         tables = [(quantity, getattr(self, method)()) for quantity, method in LAYER_QUANTITIES.items()]
         tables.append(("total_grad_norm", np.asarray(self.total_grad_norms(), dtype=float)[:, None]))
@@ -97,7 +99,7 @@ class RecordQueries:
             by_layer = np.asarray(table, dtype=float).T  # (layers, steps): layer-major order
             layer, step = np.nonzero(~np.isnan(by_layer))
             offset = len(names) - 1 if quantity == "total_grad_norm" else 0
-            columns["step"].append(step.astype(np.int64))
+            columns["step"].append(numbers[step])
             columns["layer"].append(names[layer + offset])
             columns["quantity"].append(np.full(len(step), quantity, dtype=object))
             columns["value"].append(by_layer[layer, step])
@@ -212,6 +214,7 @@ class MonitorLike(Protocol):
     def dead_fractions(self) -> np.ndarray: ...
     def total_grad_norms(self) -> np.ndarray: ...
     def skipped_steps(self) -> list[int]: ...
+    def step_numbers(self) -> np.ndarray: ...
     def histograms(self, kind: str = "grad") -> list[Histogram]: ...
 
 
@@ -228,7 +231,8 @@ class MonitorRecords(RecordQueries):
     The array fields are named after :data:`QUANTITIES` and are read-only; the query methods
     (``grad_norms()``, ...) return writable copies, like the monitor's. Per-layer arrays are
     ``(steps, layers)`` with layers in forward order, ``total_grad_norm`` is ``(steps,)``; NaN
-    means not recorded. It pickles, so ``torch.save`` works, but ``torch.load`` needs
+    means not recorded; ``optimizer_steps`` is the optimizer step of each row (default
+    ``0 .. steps - 1``). It pickles, so ``torch.save`` works, but ``torch.load`` needs
     ``weights_only=False`` (only for a file you trust): a weights-only load refuses classes
     it does not know, and this one is not added to torch's global allow-list on import.
     """
@@ -247,6 +251,7 @@ class MonitorRecords(RecordQueries):
     bins: int
     grad_histograms: tuple[Histogram, ...] = ()
     activation_histograms: tuple[Histogram, ...] = ()
+    optimizer_steps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -272,23 +277,28 @@ class MonitorRecords(RecordQueries):
             raise ValueError(f"total_grad_norm must have shape (steps,) = {(steps,)}, got "
                              f"{np.shape(self.total_grad_norm)}")
         put("total_grad_norm", _frozen(self.total_grad_norm, np.float64))
+        numbers = np.arange(steps) if self.optimizer_steps is None else np.array(self.optimizer_steps)
+        if numbers.shape != (steps,) or (steps and (numbers[0] < 0 or (np.diff(numbers) <= 0).any())):
+            raise ValueError(f"optimizer_steps must be {steps} ascending optimizer steps >= 0, got {numbers!r}")
+        put("optimizer_steps", _frozen(numbers, np.int64))
         skipped = tuple(operator.index(step) for step in self.skipped)
-        if list(skipped) != sorted(set(skipped)) or any(not 0 <= step < steps for step in skipped):
-            raise ValueError(f"skipped must be distinct step indices in [0, {steps}), ascending, got {skipped}")
+        if list(skipped) != sorted(set(skipped)) or any(step < 0 for step in skipped):
+            raise ValueError(f"skipped must be distinct optimizer steps >= 0, ascending, got {skipped}")
         put("skipped", skipped)
         put("saturation_margin", check_number(self.saturation_margin, "saturation_margin", 0, include_low=True))
         put("hist_every", check_int(self.hist_every, "hist_every", minimum=1))
         put("bins", check_int(self.bins, "bins", minimum=1))
         rank = {name: position for position, name in enumerate(names)}
+        recorded = set(self.optimizer_steps.tolist())
         for kind in HISTOGRAM_KINDS:
             field = f"{kind}_histograms"
             kept = []
             for hist in getattr(self, field):  # any object with a Histogram's fields is copied into one
                 step, layer = getattr(hist, "step", None), getattr(hist, "layer", None)
                 if not hasattr(hist, "counts") or layer not in rank or not isinstance(step, (int, np.integer)) \
-                        or not 0 <= step < steps:
-                    raise ValueError(f"{field} must hold Histograms of the layers {list(names)} at steps "
-                                     f"[0, {steps}), got {hist!r}")
+                        or step not in recorded:
+                    raise ValueError(f"{field} must hold Histograms of the layers {list(names)} at recorded "
+                                     f"steps, got {hist!r}")
                 edges, counts = _frozen(hist.edges, np.float64), _frozen(hist.counts, np.int64)
                 if counts.ndim != 1 or edges.shape != (counts.size + 1,):
                     raise ValueError(f"{field}: a Histogram with {counts.size} counts needs {counts.size + 1} "
@@ -303,7 +313,7 @@ class MonitorRecords(RecordQueries):
     @classmethod
     def of(cls, monitor: MonitorLike) -> MonitorRecords:
         """A snapshot of ``monitor``'s records (anything with the queries of :class:`MonitorLike`)."""
-        needed = ["layer_names", *LAYER_QUANTITIES.values(), "total_grad_norms", "skipped_steps", "histograms",
+        needed = ["layer_names", *LAYER_QUANTITIES.values(), "total_grad_norms", "skipped_steps", "histograms", "step_numbers",
                   "saturation_margin", "hist_every", "bins"]
         missing = [name for name in needed if not hasattr(monitor, name)]
         if missing:
@@ -314,12 +324,17 @@ class MonitorRecords(RecordQueries):
                    skipped=tuple(monitor.skipped_steps()), saturation_margin=monitor.saturation_margin,
                    hist_every=monitor.hist_every, bins=monitor.bins,
                    grad_histograms=tuple(monitor.histograms("grad")),
-                   activation_histograms=tuple(monitor.histograms("activation")))
+                   activation_histograms=tuple(monitor.histograms("activation")),
+                   optimizer_steps=monitor.step_numbers())
 
     @property
     def steps(self) -> int:
-        """Number of optimizer steps recorded."""
+        """Number of steps recorded: the rows of every table."""
         return self.grad_norm.shape[0]
+
+    def step_numbers(self) -> np.ndarray:
+        """The optimizer step of each row (``arange(steps)`` unless the monitor thinned them)."""
+        return self.optimizer_steps.copy()
 
     def grad_norms(self) -> np.ndarray:
         """L2 norm of each layer's weight gradient, ``(steps, layers)``."""
