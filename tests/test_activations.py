@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from vgcourse.activations import (
     ACTIVATIONS,
@@ -113,3 +114,26 @@ def test_saturation_rejects_non_saturating_activations_and_bad_margins():
         saturated_mask("sigmoid", torch.zeros(3), margin=0.7)
     with pytest.raises(ValueError, match="empty"):
         saturated_fraction("sigmoid", torch.zeros(0))
+
+
+def test_activation_kind_knows_the_course_pytorch_and_library_activations() -> None:
+    from vgcourse.activations import activation_kind
+
+    class NewGELUActivation(nn.Module):  # as Hugging Face names theirs
+        def forward(self, x):
+            return x
+
+    class ReLUSquaredActivation(nn.Module):
+        def forward(self, x):
+            return torch.relu(x) ** 2
+
+    class ScaledTanh(nn.Module):  # a word in the name, but it has a weight: not an activation
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(1))
+
+    assert activation_kind(nn.Sigmoid()) == "sigmoid" and activation_kind(nn.ReLU(inplace=True)) == "relu"
+    assert activation_kind(nn.SiLU()) == "silu" and activation_kind(nn.Hardswish()) == "hardswish"
+    assert activation_kind(NewGELUActivation()) == "other" and activation_kind(ReLUSquaredActivation()) == "relu"
+    for module in (nn.Linear(2, 2), nn.Dropout(), nn.LayerNorm(2), nn.MultiheadAttention(4, 2), ScaledTanh()):
+        assert activation_kind(module) is None

@@ -163,3 +163,74 @@ def test_a_hugging_face_gpt2_is_covered_in_forward_order() -> None:
                                    *(f"transformer.h.{i}.{n}" for i in range(2) for n in block)]  # lm_head is wte, tied
     assert covered(monitor) == trainable_matrices(model)
     assert np.isfinite(monitor.grad_norms()).all() and (monitor.grad_norms() > 0).all()
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock, in plain torch: one ReLU module used twice, the second
+    after the residual sum, with a downsample branch that runs after conv2."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(2 * channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * channels)
+        self.downsample = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1, stride=2, bias=False),
+                                        nn.BatchNorm2d(2 * channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+def test_the_relu_after_a_residual_sum_belongs_to_conv2_not_the_downsample() -> None:
+    """Defect 10: the ReLU after the add was credited to downsample.0, the last layer to run."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), BasicBlock(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 3))
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model) as monitor:
+        train_steps(model, [x], torch.tensor([0, 1, 2, 0]), steps=2)
+    names = monitor.layer_names
+    assert names == ["0 (Conv2d)", "2.conv1", "2.conv2", "2.downsample.0 (Conv2d)", "5 (Linear)"]
+    has_stats = dict(zip(names, np.isfinite(monitor.activation_means()[-1])))
+    assert has_stats == {"0 (Conv2d)": True, "2.conv1": True, "2.conv2": True, "2.downsample.0 (Conv2d)": False,
+                         "5 (Linear)": False}
+    dead = monitor.dead_fractions()[-1]
+    assert np.isfinite(dead[:3]).all()  # ReLU: dead units are counted
+
+
+@pytest.mark.parametrize("activation", [nn.SiLU, nn.Hardswish, nn.ReLU6, nn.ELU, nn.Mish])
+def test_activations_beyond_the_course_get_statistics(activation: type[nn.Module]) -> None:
+    """Defect 10: only five exact classes counted; SiLU or Hardswish networks had no statistics."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), activation(), nn.Linear(16, 16), activation(), nn.Linear(16, 3))
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = model[1](model[0](x))  # the first step's forward pass, computed independently
+    with GradientMonitor(model) as monitor:
+        train_steps(model, [x], torch.arange(32) % 3, steps=2)
+    means, stds = monitor.activation_means(), monitor.activation_stds()
+    assert np.isfinite(means[:, :2]).all() and np.isnan(means[:, 2]).all()
+    assert means[0, 0] == pytest.approx(float(first.mean()), rel=1e-5, abs=1e-7)
+    assert stds[0, 0] == pytest.approx(float(first.std()), rel=1e-5)
+    assert np.isfinite(monitor.dead_fractions()[:, :2]).all() == (activation is nn.ReLU6)
+
+
+def test_hugging_face_activation_modules_are_seen() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)  # its MLP: c_fc, NewGELUActivation, c_proj
+    tokens = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model) as monitor:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        optimizer.zero_grad()
+        model(tokens, labels=tokens).loss.backward()
+        optimizer.step()
+    with_stats = [name for name, mean in zip(monitor.layer_names, monitor.activation_means()[0]) if np.isfinite(mean)]
+    assert with_stats == ["transformer.h.0.mlp.c_fc", "transformer.h.1.mlp.c_fc"]

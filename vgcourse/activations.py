@@ -103,6 +103,41 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 }
 """The module classes that count as activations, and the course's name for each."""
 
+OTHER_ACTIVATION_MODULES: dict[type[nn.Module], str] = {
+    nn.SiLU: "silu", nn.Hardswish: "hardswish", nn.Mish: "mish", nn.ELU: "elu", nn.SELU: "selu",
+    nn.CELU: "celu", nn.Softplus: "softplus", nn.ReLU6: "relu6", nn.PReLU: "prelu", nn.Hardtanh: "hardtanh",
+    nn.Hardsigmoid: "hardsigmoid", nn.Softsign: "softsign", nn.RReLU: "rrelu",
+}
+"""Elementwise activation modules of PyTorch outside the course, and a name for each."""
+
+_ACTIVATION_WORDS = ("gelu", "silu", "swish", "mish", "relu", "sigmoid", "tanh", "activation")
+"""Words in the class name of a library's own activation module (Hugging Face's
+``NewGELUActivation``, ``QuickGELUActivation``, ...)."""
+
+DEAD_KINDS = frozenset({"relu", "relu6"})
+"""Activations whose output is exactly 0 for every negative input: a unit can be dead."""
+
+
+def activation_kind(module: nn.Module) -> str | None:
+    """The kind of activation ``module`` is (``"relu"``, ``"silu"``, ...), or ``None``.
+
+    The course's classes and PyTorch's (subclasses too) by class; a class from elsewhere with
+    no parameters by a word in its name (``"gelu"``, ``"activation"``, ...): ``"other"``, or
+    ``"relu"`` for a name with "relu" (zero for negative inputs). Functional activations
+    (``F.relu`` inside a ``forward``) are not modules and cannot be seen.
+    """
+    for table in (ACTIVATION_MODULES, OTHER_ACTIVATION_MODULES):
+        for cls, kind in table.items():
+            if isinstance(module, cls):
+                return kind
+    name = type(module).__name__.lower()
+    if type(module).__module__.startswith("torch.") or next(module.parameters(recurse=False), None) is not None:
+        return None  # PyTorch's other modules are not activations; nor is a module with weights
+    if any(word in name for word in _ACTIVATION_WORDS):
+        return "relu" if name.startswith("relu") and "leaky" not in name else "other"
+    return None
+
+
 OUTPUT_RANGES: dict[str, tuple[float, float]] = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 """The activations bounded by an asymptote on both sides, and their output range ``(low, high)``:
 the ones that saturate."""

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook as _register_post_hook
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
 
-from vgcourse.activations import ACTIVATION_MODULES, OUTPUT_RANGES, SATURATION_MARGIN, saturated_mask
+from vgcourse.activations import DEAD_KINDS, OUTPUT_RANGES, SATURATION_MARGIN, activation_kind, saturated_mask
 from vgcourse.models import Layer, layers, unwrapped
 from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
 from vgcourse.step_table import StepTable
@@ -177,11 +177,13 @@ class GradientMonitor(RecordQueries):
     Frozen layers (weights with ``requires_grad=False`` when the monitor is made, as in a
     fine-tune's backbone) are left out: they have no gradient to judge.
 
-    Activation modules (``vgcourse.activations.ACTIVATION_MODULES``) are credited to the layer
-    that ran just before them, so ``layerK.act`` belongs to "layer K"; a layer's statistics come
-    from the first activation after it and from the last forward pass under autograd before each
-    step (forward passes under ``torch.no_grad()``, such as evaluation, are ignored). Everything
-    stays on the model's device until queried. Use as a context manager or call :meth:`close`;
+    Activation modules (``vgcourse.activations.activation_kind``: PyTorch's, the course's, and a
+    library's such as Hugging Face's ``GELUActivation``) are credited to a layer that ran since
+    the previous activation, the nearest in the module tree, so ``layerK.act`` belongs to
+    "layer K". A layer's statistics come from the first activation after it and from the last
+    forward pass under autograd before each step (forward passes under ``torch.no_grad()``,
+    such as evaluation, are ignored). Functional activations (``F.relu`` in a ``forward``) are
+    not seen. Rows move to the CPU in bulk (see :class:`MonitorOptions` ``history``). Use as a context manager or call :meth:`close`;
     a monitor nobody closed stops recording once it is garbage, and its hooks go with it. The
     options are kept as attributes of the same names (``hist_every``, ...), with ``model``.
     """
@@ -234,7 +236,8 @@ class GradientMonitor(RecordQueries):
         # Another optimizer's step on the same gradients (two optimizers, or one whose step()
         # calls an inner optimizer) is part of the same step, not a new one.
         self._fresh, self._snapshot_is_change = True, False
-        self._current, self._credited = None, True  # last layer to run; has it an activation?
+        self._since: list[int] = []  # layers that ran since the last activation, in order
+        self._distances: dict[tuple[str, int], int] = {}  # from an activation to a layer, in modules
         self._pending_stats: dict[int, Tensor] = {}  # this forward pass's, by layer
         self._pending_outputs: dict[int, tuple[str, Tensor]] = {}
         width = len(self._layers)
@@ -262,13 +265,14 @@ class GradientMonitor(RecordQueries):
             indices_of.setdefault(module, []).append(index)
         for module, indices in indices_of.items():
             hooks.enter_context(module.register_forward_pre_hook(_weak_hook(ref, "_layer_ran", indices)))
-        for module in model.modules() if watch_activations else ():
-            if type(module) in ACTIVATION_MODULES:
-                hook = _weak_hook(ref, "_activation_ran", ACTIVATION_MODULES[type(module)])
+        for path, module in unwrapped(model).named_modules() if watch_activations else ():
+            kind = activation_kind(module)
+            if kind is not None:
+                hook = _weak_hook(ref, "_activation_ran", kind, path)
                 hooks.enter_context(module.register_forward_hook(hook))
 
     def _start_forward(self, module: nn.Module, inputs: object) -> None:
-        self._current, self._credited = None, True
+        self._since = []
 
     def _layer_ran(self, indices: list[int], module: nn.Module, inputs: object) -> None:
         self._fresh = True  # a forward pass since the last step: the next step is a new one
@@ -277,17 +281,38 @@ class GradientMonitor(RecordQueries):
                 if index not in self._ran:
                     self._ran.add(index)
                     self._first_run.append(index)
-        self._current, self._credited = indices[-1], False
+        self._since.append(indices[-1])
 
-    def _activation_ran(self, kind: str, module: nn.Module, inputs: object, output: object) -> None:
-        if self._credited or not self._recording or not torch.is_grad_enabled() or not isinstance(output, Tensor):
+    def _credited_layer(self, path: str) -> int:
+        """Which of the layers that ran since the last activation the activation at ``path``
+        belongs to: the one nearest to it in the module tree, the latest if several are. In a
+        ResNet block, the ReLU after the residual sum belongs to ``conv2``, not to the
+        ``downsample`` convolution that ran after it."""
+        if len(self._since) == 1:
+            return self._since[0]
+        return min(reversed(self._since), key=lambda index: self._distance(path, index))
+
+    def _distance(self, path: str, index: int) -> int:
+        key = (path, index)
+        if key not in self._distances:
+            parent = path.split(".")[:-1]
+            layer = self._paths[index].split(".") if self._paths[index] else []
+            shared = 0
+            while shared < min(len(parent), len(layer)) and parent[shared] == layer[shared]:
+                shared += 1
+            self._distances[key] = len(layer) - shared
+        return self._distances[key]
+
+    def _activation_ran(self, kind: str, path: str, module: nn.Module, inputs: object, output: object) -> None:
+        if not self._since or not self._recording or not torch.is_grad_enabled() or not isinstance(output, Tensor):
             return
-        self._credited = True
+        layer = self._credited_layer(path)
+        self._since = []
         out = output.detach()
         if self._record_activations:
-            self._pending_stats[self._current] = self._activation_stats(kind, out)
+            self._pending_stats[layer] = self._activation_stats(kind, out)
         if self._record_histograms:  # kept every step (a reference, no copy); used on histogram steps
-            self._pending_outputs[self._current] = (kind, out)
+            self._pending_outputs[layer] = (kind, out)
 
     def _activation_stats(self, kind: str, out: Tensor) -> Tensor:
         # Runs for every layer at every step, so: few passes over the output. The deviations
@@ -310,7 +335,7 @@ class GradientMonitor(RecordQueries):
         saturated = dead = nan
         if kind in OUTPUT_RANGES:
             saturated = saturated_mask(kind, out, self.saturation_margin).mean(dtype=mean.dtype)
-        if kind == "relu":  # outputs are >= 0: a unit sums to 0 only if it is 0 on every example
+        if kind in DEAD_KINDS:  # outputs are >= 0: a unit sums to 0 only if it is 0 on every example
             dead = 1 - torch.count_nonzero(unit_sums).to(mean.dtype) / units.shape[1]
         return torch.stack([mean, std, saturated, dead])
 
