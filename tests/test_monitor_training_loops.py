@@ -136,3 +136,51 @@ def test_ddp_ranks_record_the_same_averaged_norms_before_clipping() -> None:
     assert names0 == names1 == ["layer 1", "layer 2", "layer 3"]  # no "module." prefix
     np.testing.assert_allclose(norms0, averaged0, rtol=1e-6)  # DDP's average, not the rank's own gradient
     np.testing.assert_allclose(norms0, norms1, rtol=1e-6)
+
+
+def _fsdp_worker(rank: int, port: int, results: dict) -> None:
+    import warnings
+
+    from torch.distributed.fsdp import fully_shard
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        model = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
+        reference = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
+        for block in model.children():
+            fully_shard(block)
+        fully_shard(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+        expected = []
+        with warnings.catch_warnings(record=True) as caught, GradientMonitor(model, ratio_every=1) as monitor:
+            warnings.simplefilter("always")
+            for step in range(3):
+                optimizer.zero_grad()
+                task_loss(model(batch(100 * step + rank)[0]), batch(100 * step + rank)[1]).backward()
+                optimizer.step()
+                # the same step unsharded: FSDP averages the two ranks' gradients
+                reference_optimizer.zero_grad()
+                sum(task_loss(reference(batch(100 * step + r)[0]), batch(100 * step + r)[1]) / 2
+                    for r in range(2)).backward()
+                expected.append([float(m.weight.grad.double().norm()) for m in reference.modules()
+                                 if isinstance(m, nn.Linear)])
+                reference_optimizer.step()
+        results[rank] = (monitor.grad_norms().tolist(), expected, monitor.update_ratios().tolist(),
+                         [str(w.message) for w in caught])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp2_sharded_gradients_are_measured_whole_on_every_rank() -> None:
+    """Defect 2: FSDP2's fully_shard crashed the monitor (DTensor norms, _foreach_copy_)."""
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_fsdp_worker, args=(_free_port(), results), nprocs=2, join=True)
+        (norms0, expected, ratios0, warned), (norms1, _, _, _) = results[0], results[1]
+    np.testing.assert_allclose(norms0, expected, rtol=1e-5)  # the whole gradient, not a rank's shard
+    np.testing.assert_allclose(norms0, norms1, rtol=1e-6)
+    assert np.isfinite(ratios0).all()
+    assert all("histograms" in message for message in warned)  # a shard's histogram is skipped, said once

@@ -122,6 +122,30 @@ def _weak_hook(ref: weakref.ref, method: str, *bound: object) -> Callable[..., N
     return hook
 
 
+def _whole(norms: list[Tensor]) -> list[Tensor]:
+    """``norms`` as plain tensors: the norm of a sharded (FSDP2) tensor is a ``DTensor`` holding
+    each rank's part, which ``full_tensor()`` combines (every rank takes part, as in backward)."""
+    return [norm.full_tensor() if _is_sharded(norm) else norm for norm in norms]
+
+
+def _is_sharded(tensor: Tensor) -> bool:
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
+
+
+def _each(method: str, targets: list[Tensor], others: list[Tensor]) -> None:
+    """``target.<method>(other)`` for each pair: one fused call, or one at a time for tensors
+    the fused kernels do not support (FSDP2's sharded ``DTensor``)."""
+    if _is_sharded(targets[0]):
+        for target, other in zip(targets, others):
+            getattr(target, method)(other)
+    else:
+        getattr(torch, f"_foreach_{method}")(targets, others)
+
+
 def _dense_values(grad: Tensor) -> Tensor:
     """``grad``, or for a sparse gradient (``nn.Embedding(sparse=True)``) the values it holds:
     the same L2 norm and the same histogram of the entries that exist."""
@@ -354,7 +378,7 @@ class GradientMonitor(RecordQueries):
             return
         if not self._fresh and self._step_count:  # no forward pass since the last step: the same step
             if self._ratio_now and self._snapshot_is_change:
-                torch._foreach_add_(self._snapshot, self._weights)  # back to the weights before the step
+                _each("add_", self._snapshot, self._weights)  # back to the weights before the step
                 self._snapshot_is_change = False
             return
         self._fresh, self._ratio_now, step = False, False, self._step_count
@@ -376,7 +400,7 @@ class GradientMonitor(RecordQueries):
                 kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
                 if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
                     self._snapshot = [torch.empty_like(w) for w in weights]
-                torch._foreach_copy_(self._snapshot, weights)
+                _each("copy_", self._snapshot, weights)
                 self._snapshot_is_change = False
             except Exception as error:
                 self._skipped("the update ratios (recorded as NaN)", error)
@@ -451,21 +475,22 @@ class GradientMonitor(RecordQueries):
         fails, one at a time, a tensor that cannot be measured NaN (with a warning, once)."""
         try:
             if tensors[0].device.type != "cpu":  # a fused float64 norm costs little on an accelerator
-                return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+                return torch.stack(_whole(torch._foreach_norm(tensors, 2, dtype=torch.float64)))
             # On a CPU, float64 copies cost 5x a float32 pass; a float32 sum of squares is exact
             # enough unless it under- or overflows, and only such norms are taken again in float64.
-            norms = torch.stack(torch._foreach_norm(tensors, 2)).double()
+            norms = torch.stack(_whole(torch._foreach_norm(tensors, 2))).double()
             again = ((norms < _FLOAT32_SAFE[0]) | (norms > _FLOAT32_SAFE[1])).nonzero().flatten().tolist()
             if again:
                 redone = torch._foreach_norm([tensors[i] for i in again], 2, dtype=torch.float64)
-                norms[again] = torch.stack(redone)
+                norms[again] = torch.stack(_whole(redone))
             return norms
         except Exception:  # e.g. a tensor type the fused kernel does not support
             pass
         norms = []
         for index, tensor in enumerate(tensors):
             try:
-                norms.append(torch.linalg.vector_norm(tensor, dtype=torch.float64).to(self._weights[0].device))
+                norm = _whole([torch.linalg.vector_norm(tensor, dtype=torch.float64)])[0]
+                norms.append(norm.to(self._weights[0].device))
             except Exception as error:
                 names = self._norm_names
                 kind = "gradient" if index < len(names) else "weight"
@@ -487,9 +512,10 @@ class GradientMonitor(RecordQueries):
         self._in_step = False
         if self._snapshot_is_change:  # this step's first optimizer raised after its pre-step hook
             return
-        torch._foreach_sub_(self._snapshot, self._weights)  # snapshot := w_before - w_after
+        _each("sub_", self._snapshot, self._weights)  # snapshot := w_before - w_after
         self._snapshot_is_change = True
-        change = torch.stack(torch._foreach_norm(self._snapshot))
+        change = torch.stack(_whole([torch.linalg.vector_norm(d) for d in self._snapshot])
+                             if _is_sharded(self._snapshot[0]) else torch._foreach_norm(self._snapshot))
         # a later optimizer of the same step replaces it: the change of all of them
         self._table.set_last("ratio", change / self._weight_norms)
 
