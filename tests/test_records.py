@@ -295,3 +295,13 @@ def test_no_steps_gives_an_empty_table_and_dashes() -> None:
     rec = MonitorRecords(LAYERS, empty, empty, empty, empty, empty, empty, np.zeros(0), (), 0.05, 1, 4)
     assert rec.steps == 0 and rec.first_nonfinite() is None and len(rec.to_dataframe()) == 0
     assert rec.summary().splitlines()[3].split() == ["a", "-", "-", "-", "-"]
+
+
+def test_a_nan_gradient_norm_is_kept_in_the_exports(tmp_path) -> None:
+    rec = records(grad_norm=np.array([[1.0, NAN], [3.0, 0.25], [5.0, 6.0]]))
+    frame = rec.to_dataframe()
+    grads = frame[frame["quantity"] == "grad_norm"]
+    assert len(grads) == 6 and np.isnan(grads[(grads["layer"] == "layer 2") & (grads["step"] == 0)]["value"]).all()
+    assert rec.first_nonfinite() == (0, "layer 2")
+    path = rec.to_csv(tmp_path / "run.csv")
+    assert "0,layer 2,grad_norm,nan" in path.read_text()

@@ -40,6 +40,8 @@ LAYER_QUANTITIES = {
     "dead_fraction": "dead_fractions",
 }
 QUANTITIES = (*LAYER_QUANTITIES, "total_grad_norm")
+MEASURED_EVERY_STEP = frozenset({"grad_norm", "total_grad_norm"})
+"""Quantities with a value at every recorded step: a NaN in them is the gradient's, not a gap."""
 TOTAL_LAYER = "(all)"
 """The layer name of the total gradient norm (over every parameter of the model) in tables."""
 _INSTALL = "pip install 'vgcourse[export]' torch==2.13.0"  # torch held at the course's version
@@ -77,8 +79,9 @@ def _median(values: np.ndarray) -> float:
 class RecordQueries:
     """Exports and a summary for any class with a monitor's query methods (see :class:`MonitorLike`).
 
-    NaN means "not recorded" throughout: tables and TensorBoard leave those entries out. (A NaN
-    gradient is left out too; :meth:`first_nonfinite` finds it.)
+    NaN means "not recorded" for update ratios and activation statistics: tables and TensorBoard
+    leave those entries out. Gradient norms are recorded at every step, so a NaN or inf there is
+    what the gradient held, and it is kept (:meth:`first_nonfinite` finds the first).
     """
 
     def first_nonfinite(self) -> tuple[int, str] | None:
@@ -89,7 +92,8 @@ class RecordQueries:
 
     def _long_table(self) -> dict[str, np.ndarray]:
         """The tidy table's columns: by quantity (``QUANTITIES`` order), then layer in forward
-        order, then step ascending; NaN entries left out."""
+        order, then step ascending; NaN entries left out but for gradient norms, where a NaN
+        is what the gradient held."""
         names = np.array(list(self.layer_names) + [TOTAL_LAYER], dtype=object)
         numbers = np.asarray(self.step_numbers(), dtype=np.int64)  # the optimizer step of each row
         columns: dict[str, list[np.ndarray]] = {"step": [], "layer": [], "quantity": [], "value": []}
@@ -97,7 +101,8 @@ class RecordQueries:
         tables.append(("total_grad_norm", np.asarray(self.total_grad_norms(), dtype=float)[:, None]))
         for quantity, table in tables:
             by_layer = np.asarray(table, dtype=float).T  # (layers, steps): layer-major order
-            layer, step = np.nonzero(~np.isnan(by_layer))
+            kept = np.ones_like(by_layer, bool) if quantity in MEASURED_EVERY_STEP else ~np.isnan(by_layer)
+            layer, step = np.nonzero(kept)
             offset = len(names) - 1 if quantity == "total_grad_norm" else 0
             columns["step"].append(numbers[step])
             columns["layer"].append(names[layer + offset])
@@ -142,7 +147,7 @@ class RecordQueries:
         """Log the records to ``writer``, a ``torch.utils.tensorboard.SummaryWriter``.
 
         Scalars go to tags ``"<quantity>/<layer>"`` (``"grad_norm/layer 1"``, ...) and
-        ``"total_grad_norm"`` at ``global_step=step``; NaN entries are left out. With
+        ``"total_grad_norm"`` at ``global_step=step``; gaps (NaN) are left out. With
         ``histograms``, each :class:`Histogram` goes to ``"grad_hist/<layer>"`` or
         ``"activation_hist/<layer>"`` through ``add_histogram_raw``: the bucket counts are
         exact, but the raw values are gone, so ``sum`` and ``sum_squares`` are computed as if
