@@ -7,6 +7,8 @@ The library a notebook walks through:
     ``models``           ``deep_mlp`` and ``sequence_model``, built from code with random weights
     ``data``             the shipped digits, two spirals, the adding problem
     ``training``         the training loop and its ``History``
+    ``tensor_norms``     L2 norms of many tensors at once: fused, float64-exact, sharded ones whole
+    ``step_table``       per-step rows moved to the CPU in bulk, thinned to a bound
     ``records``          ``MonitorRecords``: a monitor's records, picklable; CSV, pandas, TensorBoard
     ``monitor``          ``GradientMonitor``: per-layer statistics at every optimizer step
     ``diagnosis``        ``diagnose(monitor)``: a verdict and the numbers behind it

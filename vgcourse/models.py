@@ -7,7 +7,9 @@ and under what names; the monitor and the probes all read it.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -196,6 +198,39 @@ def layers(model: nn.Module) -> list[Layer]:
                     name = f"{qualname} ({type(module).__name__})"
             found.append(Layer(name, module, param, activation_of.get(module)))
     return found
+
+
+LayerChoice = str | type[nn.Module] | Sequence[str | type[nn.Module]] | None
+"""Layers to include or exclude: a name pattern, an nn.Module class, or a list of them."""
+
+
+def _matches(layer: Layer, choices: list) -> list[bool]:
+    return [isinstance(layer.module, c) if isinstance(c, type) else fnmatch.fnmatchcase(layer.name, c)
+            for c in choices]
+
+
+def chosen_layers(found: list[Layer], include: LayerChoice, exclude: LayerChoice) -> list[Layer]:
+    """The layers of ``found`` that ``include`` picks (all if ``None``) and ``exclude`` does not;
+    each a name pattern (``fnmatch``: ``"encoder.*"``) or module class, or a list of them."""
+    chosen = found
+    for what, choice in (("include", include), ("exclude", exclude)):
+        if choice is None:
+            continue
+        choices = [choice] if isinstance(choice, (str, type)) else list(choice) if isinstance(choice, (list, tuple)) else None
+        if not choices or not all(isinstance(c, str) or (isinstance(c, type) and issubclass(c, nn.Module))
+                                  for c in choices):
+            raise TypeError(f"{what} must be a layer-name pattern, an nn.Module class, or a list of them; "
+                            f"got {choice!r}")
+        hits = [_matches(layer, choices) for layer in found]
+        unused = [c for i, c in enumerate(choices) if not any(hit[i] for hit in hits)]
+        if unused:
+            names = [layer.name for layer in found]
+            raise ValueError(f"{what} {unused} matched no trainable layer; the layers are {names}")
+        keep = what == "include"
+        chosen = [layer for layer, hit in zip(found, hits) if any(hit) == keep and layer in chosen]
+    if not chosen:
+        raise ValueError(f"include={include!r} and exclude={exclude!r} leave no layer to monitor")
+    return chosen
 
 
 def unwrapped(model: nn.Module) -> nn.Module:

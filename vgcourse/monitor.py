@@ -13,13 +13,12 @@ optimizers for two parts of it, or an optimizer whose ``step()`` calls an inner 
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import warnings
 import weakref
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,17 +27,15 @@ from torch.optim.optimizer import register_optimizer_step_post_hook as _register
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
 
 from vgcourse.activations import DEAD_KINDS, OUTPUT_RANGES, SATURATION_MARGIN, activation_kind, saturated_mask
-from vgcourse.models import Layer, layers, unwrapped
+from vgcourse.models import LayerChoice, chosen_layers, layers, unwrapped
 from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
 from vgcourse.step_table import StepTable
+from vgcourse.tensor_norms import dense_values, each, l2_norms
 from vgcourse.validation import check_choice, check_int, check_number
 
-__all__ = ["DIAGNOSIS", "EVERYTHING", "NORMS_ONLY", "GradientMonitor", "LayerChoice", "MonitorOptions"]
+__all__ = ["DIAGNOSIS", "EVERYTHING", "NORMS_ONLY", "GradientMonitor", "MonitorOptions"]
 
 _MEAN, _STD, _SATURATED, _DEAD = range(4)  # columns of a step's activation statistics
-# Norms a float32 sum of squares gets right: its squares stay normal numbers (float32's range is
-# about 1e-38 to 3e38). Outside, the norm is taken again in float64.
-_FLOAT32_SAFE = (1e-18, 1e18)
 
 
 @dataclass(frozen=True)
@@ -123,69 +120,6 @@ def _weak_hook(ref: weakref.ref, method: str, *bound: object) -> Callable[..., N
     return hook
 
 
-def _whole(norms: list[Tensor]) -> list[Tensor]:
-    """``norms`` as plain tensors: the norm of a sharded (FSDP2) tensor is a ``DTensor`` holding
-    each rank's part, which ``full_tensor()`` combines (every rank takes part, as in backward)."""
-    return [norm.full_tensor() if _is_sharded(norm) else norm for norm in norms]
-
-
-def _is_sharded(tensor: Tensor) -> bool:
-    if not torch.distributed.is_available():
-        return False
-    from torch.distributed.tensor import DTensor
-
-    return isinstance(tensor, DTensor)
-
-
-def _each(method: str, targets: list[Tensor], others: list[Tensor]) -> None:
-    """``target.<method>(other)`` for each pair: one fused call, or one at a time for tensors
-    the fused kernels do not support (FSDP2's sharded ``DTensor``)."""
-    if _is_sharded(targets[0]):
-        for target, other in zip(targets, others):
-            getattr(target, method)(other)
-    else:
-        getattr(torch, f"_foreach_{method}")(targets, others)
-
-
-def _dense_values(grad: Tensor) -> Tensor:
-    """``grad``, or for a sparse gradient (``nn.Embedding(sparse=True)``) the values it holds:
-    the same L2 norm and the same histogram of the entries that exist."""
-    return grad.coalesce().values() if grad.is_sparse else grad
-
-
-LayerChoice = str | type[nn.Module] | Sequence[str | type[nn.Module]] | None
-"""Layers to include or exclude: a name pattern, an nn.Module class, or a list of them."""
-
-
-def _matches(layer: Layer, choices: list) -> list[bool]:
-    return [isinstance(layer.module, c) if isinstance(c, type) else fnmatch.fnmatchcase(layer.name, c)
-            for c in choices]
-
-
-def _chosen_layers(found: list[Layer], include: LayerChoice, exclude: LayerChoice) -> list[Layer]:
-    """The layers of ``found`` that ``include`` picks (all if ``None``) and ``exclude`` does not;
-    each a name pattern (``fnmatch``: ``"encoder.*"``) or module class, or a list of them."""
-    chosen = found
-    for what, choice in (("include", include), ("exclude", exclude)):
-        if choice is None:
-            continue
-        choices = [choice] if isinstance(choice, (str, type)) else list(choice) if isinstance(choice, (list, tuple)) else None
-        if not choices or not all(isinstance(c, str) or (isinstance(c, type) and issubclass(c, nn.Module))
-                                  for c in choices):
-            raise TypeError(f"{what} must be a layer-name pattern, an nn.Module class, or a list of them; "
-                            f"got {choice!r}")
-        hits = [_matches(layer, choices) for layer in found]
-        unused = [c for i, c in enumerate(choices) if not any(hit[i] for hit in hits)]
-        if unused:
-            names = [layer.name for layer in found]
-            raise ValueError(f"{what} {unused} matched no trainable layer; the layers are {names}")
-        keep = what == "include"
-        chosen = [layer for layer, hit in zip(found, hits) if any(hit) == keep and layer in chosen]
-    if not chosen:
-        raise ValueError(f"include={include!r} and exclude={exclude!r} leave no layer to monitor")
-    return chosen
-
-
 class GradientMonitor(RecordQueries):
     """Records per-layer gradient and activation statistics at every optimizer step of ``model``.
 
@@ -230,7 +164,7 @@ class GradientMonitor(RecordQueries):
             what = "no trainable layer: all are frozen (requires_grad=False)" if found else (
                 "no layer to monitor: no parameter with two or more dimensions")
             raise ValueError(f"{type(model).__name__} has {what}")
-        chosen = _chosen_layers(trainable, include, exclude)
+        chosen = chosen_layers(trainable, include, exclude)
         self._layers = [(layer.name, layer.module, layer.weight) for layer in chosen]
         self.model, self.hist_every, self.bins = model, options.hist_every, options.bins
         self.ratio_every = options.ratio_every
@@ -379,7 +313,7 @@ class GradientMonitor(RecordQueries):
             return
         if not self._fresh and self._step_count:  # no forward pass since the last step: the same step
             if self._ratio_now and self._snapshot_is_change:
-                _each("add_", self._snapshot, self._weights)  # back to the weights before the step
+                each("add_", self._snapshot, self._weights)  # back to the weights before the step
                 self._snapshot_is_change = False
             return
         self._fresh, self._ratio_now, step = False, False, self._step_count
@@ -390,7 +324,7 @@ class GradientMonitor(RecordQueries):
             self._pending_outputs, self._snapshot = {}, []
             return
         weights = self._weights
-        grads = [_dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
+        grads = [dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
         self._ratio_now = self._record_ratios and step % self.ratio_every == 0
         if not self._ratio_now and self.ratio_every > 1:
             self._snapshot = []  # the copy is held from a measured step to the next step only
@@ -401,7 +335,7 @@ class GradientMonitor(RecordQueries):
                 kept = (self._snapshot[0].device, self._snapshot[0].dtype) if self._snapshot else None
                 if kept != (weights[0].device, weights[0].dtype):  # first step, or the model moved
                     self._snapshot = [torch.empty_like(w) for w in weights]
-                _each("copy_", self._snapshot, weights)
+                each("copy_", self._snapshot, weights)
                 self._snapshot_is_change = False
             except Exception as error:
                 self._skipped("the update ratios (recorded as NaN)", error)
@@ -438,7 +372,7 @@ class GradientMonitor(RecordQueries):
     def _gradient_norms(self) -> Tensor:
         """float64 norms of every trainable parameter's gradient (0 if it has none) and, for the
         update ratios, of the weights: one fused call, no host sync."""
-        grads = [_dense_values(p.grad) if p.grad is not None else p.new_zeros(()) for p in self._trainable]
+        grads = [dense_values(p.grad) if p.grad is not None else p.new_zeros(()) for p in self._trainable]
         ratio_next = self._record_ratios and self._step_count % self.ratio_every == 0  # the next step measures them
         norms = self._norms(grads + (self._weights if ratio_next else []))
         if self._grad_scaler is not None and self._grad_scaler.is_enabled():
@@ -472,32 +406,14 @@ class GradientMonitor(RecordQueries):
         self._start_row(self._backward_norms)
 
     def _norms(self, tensors: list[Tensor]) -> Tensor:
-        """float64 L2 norms of ``tensors`` (gradients, then weights), one fused call; where that
-        fails, one at a time, a tensor that cannot be measured NaN (with a warning, once)."""
-        try:
-            if tensors[0].device.type != "cpu":  # a fused float64 norm costs little on an accelerator
-                return torch.stack(_whole(torch._foreach_norm(tensors, 2, dtype=torch.float64)))
-            # On a CPU, float64 copies cost 5x a float32 pass; a float32 sum of squares is exact
-            # enough unless it under- or overflows, and only such norms are taken again in float64.
-            norms = torch.stack(_whole(torch._foreach_norm(tensors, 2))).double()
-            again = ((norms < _FLOAT32_SAFE[0]) | (norms > _FLOAT32_SAFE[1])).nonzero().flatten().tolist()
-            if again:
-                redone = torch._foreach_norm([tensors[i] for i in again], 2, dtype=torch.float64)
-                norms[again] = torch.stack(_whole(redone))
-            return norms
-        except Exception:  # e.g. a tensor type the fused kernel does not support
-            pass
-        norms = []
-        for index, tensor in enumerate(tensors):
-            try:
-                norm = _whole([torch.linalg.vector_norm(tensor, dtype=torch.float64)])[0]
-                norms.append(norm.to(self._weights[0].device))
-            except Exception as error:
-                names = self._norm_names
-                kind = "gradient" if index < len(names) else "weight"
-                self._skipped(f"the {kind} norm of {names[index % len(names)]!r} (recorded as NaN)", error)
-                norms.append(torch.full((), math.nan, dtype=torch.float64, device=self._weights[0].device))
-        return torch.stack(norms)
+        """float64 L2 norms of ``tensors`` (gradients, then weights); one that cannot be measured
+        reads NaN, with a warning naming it (once)."""
+        def failed(index: int, error: Exception) -> None:
+            names = self._norm_names
+            kind = "gradient" if index < len(names) else "weight"
+            self._skipped(f"the {kind} norm of {names[index % len(names)]!r} (recorded as NaN)", error)
+
+        return l2_norms(tensors, failed)
 
     def _skipped(self, what: str, error: Exception) -> None:
         """Warn, once for each ``what``, that the monitor could not measure it; training goes on."""
@@ -513,10 +429,9 @@ class GradientMonitor(RecordQueries):
         self._in_step = False
         if self._snapshot_is_change:  # this step's first optimizer raised after its pre-step hook
             return
-        _each("sub_", self._snapshot, self._weights)  # snapshot := w_before - w_after
+        each("sub_", self._snapshot, self._weights)  # snapshot := w_before - w_after
         self._snapshot_is_change = True
-        change = torch.stack(_whole([torch.linalg.vector_norm(d) for d in self._snapshot])
-                             if _is_sharded(self._snapshot[0]) else torch._foreach_norm(self._snapshot))
+        change = l2_norms(self._snapshot)
         # a later optimizer of the same step replaces it: the change of all of them
         self._table.set_last("ratio", change / self._weight_norms)
 
