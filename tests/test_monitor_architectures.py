@@ -234,3 +234,52 @@ def test_hugging_face_activation_modules_are_seen() -> None:
         optimizer.step()
     with_stats = [name for name, mean in zip(monitor.layer_names, monitor.activation_means()[0]) if np.isfinite(mean)]
     assert with_stats == ["transformer.h.0.mlp.c_fc", "transformer.h.1.mlp.c_fc"]
+
+
+class FunctionalNet(nn.Module):
+    """Activations as functions, three ways: F.relu, a tensor method, a torch function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.c, self.out = nn.Linear(6, 16), nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu(self.a(x))
+        x = self.b(x).tanh()
+        return self.out(torch.sigmoid(self.c(x)))
+
+
+def test_functional_activations_are_seen_when_asked() -> None:
+    """Defect 10: an activation called as F.relu in forward had no statistics."""
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    model = FunctionalNet()
+    with torch.no_grad():
+        first = [torch.relu(model.a(x))]
+        first += [model.b(first[0]).tanh()]
+        first += [torch.sigmoid(model.c(first[1]))]
+    with GradientMonitor(model, functional_activations=True) as monitor:
+        train_steps(model, [x], torch.arange(32) % 3, steps=2)
+    means = monitor.activation_means()
+    np.testing.assert_allclose(means[0, :3], [float(t.mean()) for t in first], rtol=1e-5)
+    assert np.isnan(means[:, 3]).all()
+    assert np.isfinite(monitor.dead_fractions()[:, 0]).all() and np.isfinite(monitor.saturated_fractions()[:, 1:3]).all()
+    assert torch.overrides._get_current_function_mode_stack() == []  # the mode is gone after each forward
+    with GradientMonitor(FunctionalNet()) as off:  # off by default: no function is watched
+        train_steps(off.model, [x], torch.arange(32) % 3, steps=1)
+    assert np.isnan(off.activation_means()).all()
+
+
+def test_functional_watching_keeps_modules_credits_and_survives_a_failed_forward() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), BasicBlock(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 3))
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with GradientMonitor(model, functional_activations=True) as monitor:
+        train_steps(model, [x], torch.tensor([0, 1, 2, 0]), steps=1)
+        with pytest.raises(RuntimeError):
+            model(torch.randn(4, 5, 8, 8))  # wrong channels: the forward raises halfway
+        assert torch.overrides._get_current_function_mode_stack() == []
+        train_steps(model, [x], torch.tensor([0, 1, 2, 0]), steps=1)
+    has_stats = np.isfinite(monitor.activation_means()).tolist()
+    assert has_stats == [[True, True, True, False, False]] * 2  # nn.ReLU's own F.relu is not counted twice

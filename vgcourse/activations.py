@@ -114,6 +114,15 @@ _ACTIVATION_WORDS = ("gelu", "silu", "swish", "mish", "relu", "sigmoid", "tanh",
 """Words in the class name of a library's own activation module (Hugging Face's
 ``NewGELUActivation``, ``QuickGELUActivation``, ...)."""
 
+FUNCTIONAL_ACTIVATIONS: dict[object, str] = {
+    **dict.fromkeys((F.relu, torch.relu, torch.Tensor.relu, F.relu_, torch.relu_, torch.Tensor.relu_), "relu"),
+    **dict.fromkeys((torch.sigmoid, F.sigmoid, torch.Tensor.sigmoid, torch.sigmoid_, torch.Tensor.sigmoid_), "sigmoid"),
+    **dict.fromkeys((torch.tanh, F.tanh, torch.Tensor.tanh, torch.tanh_, torch.Tensor.tanh_), "tanh"),
+    F.leaky_relu: "leaky_relu", F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.mish: "mish",
+    F.elu: "elu", F.relu6: "relu6", F.softplus: "softplus",
+}
+"""Activations called as functions (``F.relu(x)``, ``x.tanh()``), and the kind of each."""
+
 DEAD_KINDS = frozenset({"relu", "relu6"})
 """Activations whose output is exactly 0 for every negative input: a unit can be dead."""
 

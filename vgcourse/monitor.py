@@ -25,8 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook as _register_post_hook
 from torch.optim.optimizer import register_optimizer_step_pre_hook as _register_pre_hook
+from torch.overrides import TorchFunctionMode
 
-from vgcourse.activations import DEAD_KINDS, OUTPUT_RANGES, SATURATION_MARGIN, activation_kind, saturated_mask
+from vgcourse.activations import (DEAD_KINDS, FUNCTIONAL_ACTIVATIONS, OUTPUT_RANGES, SATURATION_MARGIN, activation_kind,
+                                  saturated_mask)
 from vgcourse.models import LayerChoice, chosen_layers, layers, unwrapped
 from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
 from vgcourse.step_table import StepTable
@@ -43,6 +45,12 @@ class MonitorOptions:
     """What a :class:`GradientMonitor` records; the presets below name the usual choices.
 
     Attributes:
+        functional_activations: also see activations called as functions in a ``forward``
+            (``F.relu(x)``, ``x.tanh()``; ``vgcourse.activations.FUNCTIONAL_ACTIVATIONS``),
+            by watching every torch function the model's forward calls (a
+            ``TorchFunctionMode``): a Python call per function (a step of the benchmark's
+            20-layer MLP took 1.3x as long as with the defaults, in one run), not under
+            ``torch.compile``.
         every: record optimizer steps 0, ``every``, ``2 * every``, ... only; the steps between
             cost nothing (not measured at all, so a step ``GradScaler`` skips among them is not
             seen either).
@@ -75,6 +83,7 @@ class MonitorOptions:
     activations: bool = True
     update_ratios: bool = True
     ratio_every: int = 10
+    functional_activations: bool = False
     every: int = 1
     history: int | None = 10_000
 
@@ -86,7 +95,7 @@ class MonitorOptions:
             check_int(self.history, "history", minimum=2)
         check_int(self.bins, "bins", minimum=1)
         check_number(self.saturation_margin, "saturation_margin", 0, 0.5)
-        for what in ("histograms", "activations", "update_ratios"):
+        for what in ("histograms", "activations", "update_ratios", "functional_activations"):
             if not isinstance(getattr(self, what), bool):
                 raise ValueError(f"{what} must be True or False, got {getattr(self, what)!r}")
 
@@ -104,6 +113,25 @@ DIAGNOSIS = MonitorOptions(histograms=False, update_ratios=False)
 """Gradient norms and activation statistics: what ``diagnose`` reads, at a few percent overhead."""
 NORMS_ONLY = MonitorOptions(histograms=False, activations=False, update_ratios=False)
 """Per-step gradient norms only: the cheapest, for the first/last ratio."""
+
+
+class _FunctionalActivations(TorchFunctionMode):
+    """While the model's forward runs: each activation called as a function, to the monitor."""
+
+    def __init__(self, ref: weakref.ref) -> None:
+        super().__init__()
+        self._ref = ref
+
+    def __torch_function__(self, func: Callable, types: object, args: tuple = (), kwargs: dict | None = None) -> object:
+        output = func(*args, **(kwargs or {}))  # this mode is off while it runs: no recursion
+        kind = FUNCTIONAL_ACTIVATIONS.get(func)
+        monitor = self._ref()
+        if kind is not None and monitor is not None and not monitor._inside_activation:
+            try:
+                monitor._activation_ran(kind, None, None, args, output)
+            except Exception as error:  # never stop the user's forward pass
+                monitor._skipped("a functional activation", error)
+        return output
 
 
 def _weak_hook(ref: weakref.ref, method: str, *bound: object) -> Callable[..., None]:
@@ -219,6 +247,10 @@ class GradientMonitor(RecordQueries):
         watch_activations = options.activations or options.histograms
         if watch_activations:  # registered first, so it runs before a root layer's own hook
             hooks.enter_context(model.register_forward_pre_hook(_weak_hook(ref, "_start_forward")))
+        self._mode, self._mode_depth, self._inside_activation = None, 0, 0
+        if watch_activations and options.functional_activations:
+            self._mode = _FunctionalActivations(ref)
+            hooks.enter_context(model.register_forward_hook(_weak_hook(ref, "_end_forward"), always_call=True))
         indices_of: dict[nn.Module, list[int]] = {}
         for index, (_, module, _) in enumerate(self._layers):
             indices_of.setdefault(module, []).append(index)
@@ -228,10 +260,25 @@ class GradientMonitor(RecordQueries):
             kind = activation_kind(module)
             if kind is not None:
                 hook = _weak_hook(ref, "_activation_ran", kind, path)
-                hooks.enter_context(module.register_forward_hook(hook))
+                hooks.enter_context(module.register_forward_hook(hook, always_call=self._mode is not None))
+                if self._mode is not None:  # the functions an activation module calls are the module's
+                    hooks.enter_context(module.register_forward_pre_hook(_weak_hook(ref, "_activation_starts")))
 
     def _start_forward(self, module: nn.Module, inputs: object) -> None:
         self._since = []
+        if self._mode is not None and not torch.compiler.is_compiling():
+            if self._mode_depth == 0:
+                self._mode.__enter__()
+            self._mode_depth += 1
+
+    def _activation_starts(self, module: nn.Module, inputs: object) -> None:
+        self._inside_activation += 1
+
+    def _end_forward(self, module: nn.Module, inputs: object, output: object) -> None:
+        if self._mode_depth:
+            self._mode_depth -= 1
+            if self._mode_depth == 0:
+                self._mode.__exit__(None, None, None)
 
     def _layer_ran(self, indices: list[int], module: nn.Module, inputs: object) -> None:
         self._fresh = True  # a forward pass since the last step: the next step is a new one
@@ -242,13 +289,13 @@ class GradientMonitor(RecordQueries):
                     self._first_run.append(index)
         self._since.append(indices[-1])
 
-    def _credited_layer(self, path: str) -> int:
+    def _credited_layer(self, path: str | None) -> int:
         """Which of the layers that ran since the last activation the activation at ``path``
         belongs to: the one nearest to it in the module tree, the latest if several are. In a
         ResNet block, the ReLU after the residual sum belongs to ``conv2``, not to the
-        ``downsample`` convolution that ran after it."""
-        if len(self._since) == 1:
-            return self._since[0]
+        ``downsample`` convolution that ran after it. A functional one (no path): the latest."""
+        if len(self._since) == 1 or path is None:
+            return self._since[-1]
         return min(reversed(self._since), key=lambda index: self._distance(path, index))
 
     def _distance(self, path: str, index: int) -> int:
@@ -262,7 +309,10 @@ class GradientMonitor(RecordQueries):
             self._distances[key] = len(layer) - shared
         return self._distances[key]
 
-    def _activation_ran(self, kind: str, path: str, module: nn.Module, inputs: object, output: object) -> None:
+    def _activation_ran(self, kind: str, path: str | None, module: nn.Module | None, inputs: object,
+                        output: object) -> None:
+        if module is not None and self._inside_activation:
+            self._inside_activation -= 1  # the module's own F.relu was left to this hook
         if not self._since or not self._recording or not torch.is_grad_enabled() or not isinstance(output, Tensor):
             return
         layer = self._credited_layer(path)
@@ -557,6 +607,9 @@ class GradientMonitor(RecordQueries):
     def close(self) -> None:
         """Remove every hook this monitor registered; the recorded data stay queryable."""
         self._finalizer()  # closes the ExitStack of hooks, once
+        if self._mode_depth:  # closed inside the model's forward
+            self._mode_depth = 0
+            self._mode.__exit__(None, None, None)
         self._snapshot, self._scratch, self._pending_stats, self._pending_outputs = [], {}, {}, {}
 
     def __enter__(self) -> GradientMonitor:
