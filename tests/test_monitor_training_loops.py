@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import os
 import socket
+from typing import Callable
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -25,6 +25,11 @@ def batch(seed: int, n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 6, generator=generator), torch.randint(0, 3, (n,), generator=generator)
 
 
+def linear_grad_norms(model: nn.Module) -> list[float]:
+    """float64 norm of each ``nn.Linear`` weight's gradient, computed here independently."""
+    return [float(m.weight.grad.double().norm()) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
 def exploding_mlp() -> nn.Module:
     # tanh at weight scale 8: gradients grow toward the input (notebook 02)
     return deep_mlp(6, 3, depth=12, width=32, activation="tanh", init="xavier", weight_scale=8.0, seed=0)
@@ -39,8 +44,7 @@ def test_norms_are_taken_before_clipping_and_the_total_is_what_clipping_saw() ->
             x, y = batch(step)
             optimizer.zero_grad()
             task_loss(model(x), y).backward()
-            before_clipping.append([float(layer.weight.grad.double().norm()) for layer in model.modules()
-                                    if isinstance(layer, nn.Linear)])
+            before_clipping.append(linear_grad_norms(model))
             clipped_totals.append(float(nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)))
             optimizer.step()
     np.testing.assert_allclose(monitor.grad_norms(), before_clipping, rtol=1e-6)
@@ -105,81 +109,79 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, port: int, results: dict) -> None:
+def _rank(rank: int, port: int, body: Callable[[int], object], results: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        model = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
-        ddp = nn.parallel.DistributedDataParallel(model)
-        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
-        averaged = []
-        with GradientMonitor(ddp) as monitor:
-            for step in range(3):
-                x, y = batch(100 * step + rank)  # each rank its own data
-                optimizer.zero_grad()
-                task_loss(ddp(x), y).backward()
-                averaged.append([float(layer.weight.grad.double().norm()) for layer in model.modules()
-                                 if isinstance(layer, nn.Linear)])
-                nn.utils.clip_grad_norm_(ddp.parameters(), 1e-4)
-                optimizer.step()
-        results[rank] = (monitor.layer_names, monitor.grad_norms().tolist(), averaged)
+        results[rank] = body(rank)
     finally:
         dist.destroy_process_group()
 
 
-def test_ddp_ranks_record_the_same_averaged_norms_before_clipping() -> None:
+def on_two_ranks(body: Callable[[int], object]) -> tuple[object, object]:
+    """What ``body(rank)`` returns on each of two gloo ranks (processes on this machine)."""
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_ddp_worker, args=(_free_port(), results), nprocs=2, join=True)
-        (names0, norms0, averaged0), (names1, norms1, _) = results[0], results[1]
+        mp.spawn(_rank, args=(_free_port(), body, results), nprocs=2, join=True)
+        return results[0], results[1]
+
+
+def _ddp_worker(rank: int) -> tuple:
+    model = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
+    ddp = nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    averaged = []
+    with GradientMonitor(ddp) as monitor:
+        for step in range(3):
+            x, y = batch(100 * step + rank)  # each rank its own data
+            optimizer.zero_grad()
+            task_loss(ddp(x), y).backward()
+            averaged.append(linear_grad_norms(model))
+            nn.utils.clip_grad_norm_(ddp.parameters(), 1e-4)
+            optimizer.step()
+    return monitor.layer_names, monitor.grad_norms().tolist(), averaged
+
+
+def test_ddp_ranks_record_the_same_averaged_norms_before_clipping() -> None:
+    (names0, norms0, averaged0), (names1, norms1, _) = on_two_ranks(_ddp_worker)
     assert names0 == names1 == ["layer 1", "layer 2", "layer 3"]  # no "module." prefix
     np.testing.assert_allclose(norms0, averaged0, rtol=1e-6)  # DDP's average, not the rank's own gradient
     np.testing.assert_allclose(norms0, norms1, rtol=1e-6)
 
 
-def _fsdp_worker(rank: int, port: int, results: dict) -> None:
+def _fsdp_worker(rank: int) -> tuple:
     import warnings
 
     from torch.distributed.fsdp import fully_shard
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        model = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
-        reference = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
-        for block in model.children():
-            fully_shard(block)
-        fully_shard(model)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-        reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
-        expected = []
-        with warnings.catch_warnings(record=True) as caught, GradientMonitor(model, ratio_every=1) as monitor:
-            warnings.simplefilter("always")
-            for step in range(3):
-                optimizer.zero_grad()
-                task_loss(model(batch(100 * step + rank)[0]), batch(100 * step + rank)[1]).backward()
-                optimizer.step()
-                # the same step unsharded: FSDP averages the two ranks' gradients
-                reference_optimizer.zero_grad()
-                sum(task_loss(reference(batch(100 * step + r)[0]), batch(100 * step + r)[1]) / 2
-                    for r in range(2)).backward()
-                expected.append([float(m.weight.grad.double().norm()) for m in reference.modules()
-                                 if isinstance(m, nn.Linear)])
-                reference_optimizer.step()
-        results[rank] = (monitor.grad_norms().tolist(), expected, monitor.update_ratios().tolist(),
-                         [str(w.message) for w in caught])
-    finally:
-        dist.destroy_process_group()
+    model = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
+    reference = deep_mlp(6, 3, depth=3, width=16, activation="tanh", init="xavier", seed=0)
+    for block in model.children():
+        fully_shard(block)
+    fully_shard(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+    expected = []
+    with warnings.catch_warnings(record=True) as caught, GradientMonitor(model, ratio_every=1) as monitor:
+        warnings.simplefilter("always")
+        for step in range(3):
+            optimizer.zero_grad()
+            task_loss(model(batch(100 * step + rank)[0]), batch(100 * step + rank)[1]).backward()
+            optimizer.step()
+            # the same step unsharded: FSDP averages the two ranks' gradients
+            reference_optimizer.zero_grad()
+            sum(task_loss(reference(batch(100 * step + r)[0]), batch(100 * step + r)[1]) / 2
+                for r in range(2)).backward()
+            expected.append(linear_grad_norms(reference))
+            reference_optimizer.step()
+    return (monitor.grad_norms().tolist(), expected, monitor.update_ratios().tolist(),
+            [str(w.message) for w in caught])
 
 
 def test_fsdp2_sharded_gradients_are_measured_whole_on_every_rank() -> None:
     """Defect 2: FSDP2's fully_shard crashed the monitor (DTensor norms, _foreach_copy_)."""
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_fsdp_worker, args=(_free_port(), results), nprocs=2, join=True)
-        (norms0, expected, ratios0, warned), (norms1, _, _, _) = results[0], results[1]
+    (norms0, expected, ratios0, warned), (norms1, _, _, _) = on_two_ranks(_fsdp_worker)
     np.testing.assert_allclose(norms0, expected, rtol=1e-5)  # the whole gradient, not a rank's shard
     np.testing.assert_allclose(norms0, norms1, rtol=1e-6)
     assert np.isfinite(ratios0).all()
