@@ -374,7 +374,6 @@ class GradientMonitor(RecordQueries):
             self._pending_outputs, self._snapshot = {}, []
             return
         weights = self._weights
-        grads = [dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in weights]
         self._ratio_now = self._record_ratios and step % self.ratio_every == 0
         if not self._ratio_now and self.ratio_every > 1:
             self._snapshot = []  # the copy is held from a measured step to the next step only
@@ -392,7 +391,7 @@ class GradientMonitor(RecordQueries):
                 self._ratio_now = False  # no ratio row: it reads NaN
         if self._record_histograms and step % (self.hist_every * self._table.stride) == 0:
             try:
-                self._record_histograms_now(grads, step)
+                self._record_histograms_now(step)
             except Exception as error:
                 self._skipped("the histograms", error)
         self._pending_outputs = {}
@@ -485,7 +484,8 @@ class GradientMonitor(RecordQueries):
         # a later optimizer of the same step replaces it: the change of all of them
         self._table.set_last("ratio", change / self._weight_norms)
 
-    def _record_histograms_now(self, grads: list[Tensor], step: int) -> None:
+    def _record_histograms_now(self, step: int) -> None:
+        grads = [dense_values(w.grad) if w.grad is not None else w.new_zeros(()) for w in self._weights]
         limits = torch.stack(torch._foreach_norm(grads, ord=math.inf)).tolist()  # one host sync
         made = [self._histogram("grad", index, grad, -limit, limit)
                 for index, (weight, grad, limit) in enumerate(zip(self._weights, grads, limits))
