@@ -61,7 +61,9 @@ def test_activation_histogram_marks_the_saturated_bands():
 from vgcourse.data import spirals
 from vgcourse.models import deep_mlp
 from vgcourse.monitor import GradientMonitor
-from vgcourse.plots import gradient_flow_figure, histograms_figure, learning_curves_figure, update_ratio_figure
+from vgcourse.plots import (
+    gradient_flow_figure, histogram_images_figure, histograms_figure, learning_curves_figure, update_ratio_figure,
+)
 from vgcourse.training import History, train
 
 
@@ -202,3 +204,35 @@ def test_learning_curves_start_at_zero_and_a_spike_does_not_flatten_the_rest():
     assert ticks and all(float(tick).is_integer() for tick in ticks)     # epochs are whole numbers
     rising = History(test_loss=[1.0, 1.5, 1.8])                           # a real rise is shown whole
     assert learning_curves_figure({"r": rising}).axes[0].get_ylim() == pytest.approx((0, 1.15 * 1.8))
+
+
+def test_histogram_images_show_one_image_per_layer_with_every_recorded_step(trained):
+    mon, _ = trained
+    fig = histogram_images_figure(mon, "activation")
+    layers = fig.axes[:-1]  # and a colour bar
+    assert [ax.get_ylabel() for ax in layers] == mon.layer_names[:-1]  # the output layer has no activation
+    (mesh,) = layers[0].collections
+    image = np.asarray(mesh.get_array())
+    assert image.shape == (mon.bins, 2)  # bins x recorded steps (0 and 5)
+    np.testing.assert_allclose(image.sum(axis=0), 1.0)  # each column: the shares of that step's values
+    (first,) = [r for r in mon.histograms("activation") if r.layer == mon.layer_names[0] and r.step == 0]
+    np.testing.assert_allclose(first.edges, np.linspace(0, 1, mon.bins + 1))  # a sigmoid's fixed range: no rebinning
+    np.testing.assert_allclose(image[:, 0] * first.counts.sum(), first.counts)
+    assert layers[-1].get_xlabel() == "training step"
+    assert len(histogram_images_figure(mon, "grad", max_layers=3).axes) == 3 + 1
+
+
+def test_rebinning_keeps_the_counts_where_they_were():
+    from vgcourse.plots import _rebinned
+    from vgcourse.records import Histogram
+
+    record = Histogram(step=0, layer="a", edges=np.array([0.0, 1.0, 2.0]), counts=np.array([4, 2]))
+    np.testing.assert_allclose(_rebinned(record, np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])), [0, 2, 2, 2, 0])
+
+
+def test_histogram_images_reject_bad_arguments(trained):
+    mon, _ = trained
+    with pytest.raises(ValueError, match="kind"):
+        histogram_images_figure(mon, "weights")
+    with pytest.raises(ValueError, match="max_layers"):
+        histogram_images_figure(mon, max_layers=1)

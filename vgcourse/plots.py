@@ -12,12 +12,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from vgcourse.activations import OUTPUT_RANGES, SATURATION_MARGIN, activate, derivative, derivative_bound, get_activation
 from vgcourse.monitor import GradientMonitor
-from vgcourse.records import MonitorRecords, RecordQueries
+from vgcourse.records import HISTOGRAM_KINDS, Histogram, MonitorRecords, RecordQueries
+from vgcourse.validation import check_choice, check_int
 from vgcourse.training import History
 
 
@@ -224,6 +226,55 @@ def histograms_figure(monitor: GradientMonitor | MonitorRecords, kind: str = "gr
     fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncol=min(len(steps), 7))
     fig.suptitle(f"{'gradient' if kind == 'grad' else 'activation'} histograms per layer over training")
     axes[-1, 0].set_xlabel("weight gradient" if kind == "grad" else "activation output")
+    plt.close(fig)
+    return fig
+
+
+SMALLEST_SHARE = 1e-4
+"""The darkest colour of :func:`histogram_images_figure`: bins holding this share of a step's values or less."""
+
+
+def _rebinned(record: Histogram, edges: np.ndarray) -> np.ndarray:
+    """``record``'s counts moved onto ``edges``, each bin's count spread evenly over its width."""
+    cumulative = np.concatenate([[0.0], np.cumsum(record.counts, dtype=float)])
+    return np.diff(np.interp(edges, record.edges, cumulative))
+
+
+def histogram_images_figure(monitor: GradientMonitor | MonitorRecords, kind: str = "activation",
+                            max_layers: int = 6) -> Figure:
+    """fastai's "colorful dimension": one image per layer (at most ``max_layers``, first and last
+    always shown), training steps left to right, the layer's histogram at each recorded step
+    bottom to top, brightness the share of that step's values in each bin (log scale).
+
+    Each layer's histograms are moved onto one shared range (the widest recorded), so a
+    distribution that narrows over training shows as a band that thins, and units pinned at a
+    sigmoid's asymptotes show as bright rows at the edges.
+    """
+    _check_monitor(monitor)
+    check_choice(kind, "kind", HISTOGRAM_KINDS)
+    check_int(max_layers, "max_layers", minimum=2)
+    records = monitor.histograms(kind)
+    if not records:
+        raise ValueError(f"the monitor recorded no {kind} histograms (histograms=False, or no activations ran)")
+    names = [name for name in monitor.layer_names if any(r.layer == name for r in records)]
+    shown = [names[i] for i in _spread(names, max_layers)]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.3 * len(shown) + 1.0), sharex=True, squeeze=False,
+                             layout="constrained")
+    cmap = plt.get_cmap("viridis").with_extremes(bad=plt.get_cmap("viridis")(0.0))  # an empty bin is darkest
+    for ax, name in zip(axes[:, 0], shown):
+        rows = sorted((r for r in records if r.layer == name), key=lambda r: r.step)
+        edges = np.linspace(min(r.edges[0] for r in rows), max(r.edges[-1] for r in rows), len(rows[0].counts) + 1)
+        steps = np.array([r.step for r in rows], dtype=float)
+        spacing = np.diff(steps).min() if len(steps) > 1 else 1.0
+        columns = np.append(steps, steps[-1] + spacing)  # each step's column runs to the next step
+        counts = np.stack([_rebinned(r, edges) for r in rows], axis=1)  # (bins, steps)
+        share = counts / np.maximum(counts.sum(axis=0, keepdims=True), 1)  # batches of any size look alike
+        ax.pcolormesh(columns, edges, share, cmap=cmap, norm=LogNorm(SMALLEST_SHARE, 1, clip=True), shading="flat")
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+    axes[-1, 0].set_xlabel("training step")
+    what = "gradient" if kind == "grad" else "activation"
+    fig.colorbar(plt.cm.ScalarMappable(LogNorm(SMALLEST_SHARE, 1), cmap), ax=axes[:, 0], label="share of the values")
+    fig.suptitle(f"{what} histograms over training, one image per layer")
     plt.close(fig)
     return fig
 
