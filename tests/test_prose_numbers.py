@@ -32,7 +32,7 @@ def test_it_reads_numbers_as_prose_writes_them(prose, value):
 @pytest.mark.parametrize("prose", [
     "see [03 — detection](03_detection.ipynb)", "as notebook 05 showed", "notebooks 04–07 fix it",
     "Glorot & Bengio (2010)", "`depth=20`", r"the bound $(1/4)^L$ and $\tfrac14/\sqrt3$", "float32 and ReLU6",
-    "# 02 — Saturation", "1. first\n2. second", "(6 points, with feedback)", "the 2nd layer",
+    "# 02 — Saturation", "1. first\n2. second", "**Time:** about 25 minutes.", "(6 points, with feedback)", "the 2nd layer",
 ])
 def test_references_names_and_formulas_are_not_claims(prose):
     assert prose_numbers(notebook(prose)) == []
@@ -51,6 +51,11 @@ def test_a_power_of_ten_is_backed_by_itself_or_by_its_exponent():
     assert texts(notebook("below $10^{-6}$", "assert r < 1e-6")) == []
     assert texts(notebook("below $10^{-6}$", "assert math.log10(r) < -6")) == []
     assert texts(notebook("below $10^{-6}$", "assert r < 1e-5")) == ["10^{-6}"]
+    assert texts(notebook("about $10^{-26}$", "assert r > 0")) == ["10^{-26}"]  # 0 is not within 1e-9 of it
+    # a bare power of ten states an order of magnitude: half a decade either way, not a whole one
+    assert texts(notebook("about $10^{-26}$", "assert 10 ** -26.5 < r < 10 ** -25.5")) == []
+    assert texts(notebook("about $10^{-26}$", "assert 1e-27 < r < 1e-25")) == ["10^{-26}"]
+    assert texts(notebook(r"about $2\times10^{-26}$", "assert 10 ** -26.5 < r")) == ["2×10^{-26}"]
 
 
 def test_an_assert_backs_through_the_constants_it_names():

@@ -39,7 +39,8 @@ _NUMBER = re.compile(
     r"(?P<percent>\s?%)?"
     r"(?!(?:st|nd|rd|th)\b)(?![A-Za-z_][A-Za-z_]|[0-9])"
 )
-_POWER_OF_TEN = re.compile(rf"(?<![0-9.])10(?P<exp>⁻?{_SUPER}+|\^\{{?{_MINUS}?[0-9]+\}}?)")
+_POWER_OF_TEN = re.compile(
+    rf"(?<![0-9.])(?:[0-9]+(?:\.[0-9]+)?\s*(?:\\times|\\cdot|×)\s*)?10(?P<exp>⁻?{_SUPER}+|\^\{{?{_MINUS}?[0-9]+\}}?)")
 _RELATION = r"(?:=|<|>|≈|≤|≥|\\approx|\\le(?:q)?|\\ge(?:q)?|\\sim|\\lt|\\gt)"
 _MATH_CLAIM = re.compile(
     rf"{_RELATION}\s*(?:\\,|~|\s)*(?P<number>{_MINUS}?[0-9][0-9,]*(?:\.[0-9]+)?"
@@ -54,6 +55,7 @@ _REFERENCE = re.compile(
 _HEADING = re.compile(r"^#+ .*$", re.M)
 _LIST_NUMBER = re.compile(r"^\s*[0-9]+[.)]\s", re.M)
 _POINTS = re.compile(r"\b[0-9]+ points?\b")
+_TIME = re.compile(r"^\*\*Time:\*\* about [0-9]+ minutes\.$", re.M)  # the opening block's estimate
 _YEAR = re.compile(r"(?<![0-9.,])(?:19[5-9][0-9]|20[0-3][0-9])[a-z]?(?![0-9%])")
 
 
@@ -68,18 +70,23 @@ class ProseNumber:
     context: str       # the text around it
     exponent: int | None = None  # for a power of ten, its exponent (an assert may check log10)
     alternative: float | None = None  # a percentage also as written (60 for "60 %")
+    order_of_magnitude: bool = False  # written as a bare power of ten, "10^{-26}"
 
     def backed_by(self, literal: float, exact: bool = False) -> bool:
         """Whether ``literal`` states this number: within its precision, or exactly for set-up."""
         candidates = [self.value] + ([self.alternative] if self.alternative is not None else [])
-        slack = 1e-9 * max(1.0, abs(self.value))
+        slack = 1e-9 * abs(self.value)  # relative: a literal 0 backs no tiny number
         for candidate in candidates:
             tolerance = slack if exact else (self.tolerance if candidate == self.value
                                              else self.tolerance * 100)
             if abs(abs(literal) - abs(candidate)) <= tolerance + slack:
                 return True
-        return (not exact and self.exponent is not None and literal == int(literal)
-                and abs(literal - self.exponent) < 0.5)
+        if exact or self.exponent is None:
+            return False
+        if literal == int(literal) and abs(literal - self.exponent) < 0.5:
+            return True  # an assert on log10 of the value
+        # a bare power of ten states an order of magnitude: half a decade either way
+        return self.order_of_magnitude and literal != 0 and abs(math.log10(abs(literal)) - self.exponent) <= 0.5 + 1e-9
 
 
 def _decimals(digits: str) -> int:
@@ -107,7 +114,8 @@ def _number(match: re.Match, cell: int, source: str) -> ProseNumber:
         alternative, value, tolerance = value, value / 100, tolerance / 100
     start, end = match.span()
     context = " ".join(source[max(0, start - 40):end + 40].split())
-    return ProseNumber(match.group(0).strip(), value, tolerance, cell, context, exponent, alternative)
+    return ProseNumber(match.group(0).strip(), value, tolerance, cell, context, exponent, alternative,
+                       order_of_magnitude=bool(match["pow10"]))
 
 
 def _math_claims(span: str) -> str:
@@ -115,7 +123,7 @@ def _math_claims(span: str) -> str:
     kept = [m["number"].replace("\\times", "×").replace("\\cdot", "×").replace("\\%", "%")
             for m in _MATH_CLAIM.finditer(span)]
     rest = _MATH_CLAIM.sub(" ", span)
-    kept += [m.group(0) for m in _POWER_OF_TEN.finditer(rest)]
+    kept += [re.sub(r"\s*(?:\\times|\\cdot)\s*", "×", m.group(0)) for m in _POWER_OF_TEN.finditer(rest)]
     return " " + " ; ".join(kept) + " "
 
 
@@ -128,6 +136,7 @@ def _prose(source: str, phrases: list[str]) -> str:
     source = _HEADING.sub(" ", source)
     source = _LIST_NUMBER.sub(" ", source)
     source = _POINTS.sub(" ", source)
+    source = _TIME.sub(" ", source)
     source = _REFERENCE.sub(" ", source)
     source = _MATH.sub(lambda m: _math_claims(m.group(0)), source)
     return _YEAR.sub(" ", source)
