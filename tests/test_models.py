@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.models import DeepMLP, Dense, deep_mlp, layer_names, layers, linear_layers, sequence_model
+from vgcourse.models import INITS, DeepMLP, Dense, deep_mlp, layer_names, layers, linear_layers, sequence_model
 
 
 def test_deep_mlp_has_depth_weight_layers_named_in_order():
@@ -59,6 +59,12 @@ def test_weight_scale_multiplies_the_initial_weights():
     base = deep_mlp(8, 2, depth=3, width=16, init="xavier")
     scaled = deep_mlp(8, 2, depth=3, width=16, init="xavier", weight_scale=3.0)
     torch.testing.assert_close(scaled.layer2.linear.weight, 3 * base.layer2.linear.weight)
+
+
+def test_orthogonal_is_not_a_deep_mlp_init_but_a_function_of_vgcourse_initialization():
+    assert INITS == ("default", "xavier", "he")
+    with pytest.raises(ValueError, match=r"choose one of \['default', 'xavier', 'he'\]"):
+        deep_mlp(4, 2, depth=3, width=8, init="orthogonal")
 
 
 def test_batch_norm_sits_between_linear_and_activation():

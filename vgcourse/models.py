@@ -99,7 +99,8 @@ def deep_mlp(
         depth: number of weight layers L >= 1 (L = 1 is a linear model).
         width: units in every hidden layer.
         activation: one of ``vgcourse.activations.ACTIVATIONS``.
-        init: one of ``INITS``.
+        init: one of ``INITS``; for orthogonal weights apply ``vgcourse.initialization.orthogonal_``
+            to the built model.
         batch_norm: insert ``BatchNorm1d`` between each hidden linear map and its activation.
         residual: make hidden layers 2..L-1 residual, ``h + act(norm(linear(h)))``
             (layer 1 changes the width, so it cannot be).
