@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vgcourse.grading import ASSIGNMENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _GRADE = """\
@@ -53,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="a checkout of the earlier grader")
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default: 3)")
-    parser.add_argument("--exercises", nargs="+", default=[f"{n:02d}" for n in range(1, 11)])
+    parser.add_argument("--exercises", nargs="+", default=list(ASSIGNMENTS))
     args = parser.parse_args()
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.runs):

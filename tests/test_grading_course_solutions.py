@@ -22,7 +22,7 @@ def grades():
 
 
 def test_there_is_a_solution_for_every_exercise():
-    assert [path.name[:2] for path in SOLUTIONS] == list(ASSIGNMENTS) == [f"{n:02d}" for n in range(1, 11)]
+    assert [path.name[:2] for path in SOLUTIONS] == list(ASSIGNMENTS) == [f"{n:02d}" for n in range(1, 13)]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -3,7 +3,9 @@ import torch
 from torch import nn
 
 from vgcourse.models import deep_mlp
-from vgcourse.probes.normalization import preactivations, train_eval_outputs
+from torch.nn import functional as F
+
+from vgcourse.probes.normalization import norm_backward_gains, preactivations, train_eval_outputs
 
 
 def _bn_model(**kwargs):
@@ -57,7 +59,7 @@ def test_train_and_eval_outputs_differ_only_with_batch_norm():
 
 def test_errors_name_the_problem():
     model = _bn_model()
-    with pytest.raises(ValueError, match="at least 2 examples"):
+    with pytest.raises(ValueError, match="at least 2 examples.*every normalized value would be 0"):
         train_eval_outputs(model, torch.randn(1, 6))
     with pytest.raises(ValueError, match="unknown mode 'test'"):
         preactivations(model, torch.randn(4, 6), mode="test")
@@ -69,3 +71,55 @@ def test_errors_name_the_problem():
         preactivations(model, torch.randn(0, 6))
     with pytest.raises(TypeError, match="model must be"):
         train_eval_outputs("model", torch.randn(4, 6))
+
+
+def test_norm_backward_gains_match_a_forward_pass_written_out_by_hand():
+    model = _bn_model(weight_scale=3.0)
+    with torch.no_grad():
+        for layer in list(model)[:-1]:
+            layer.norm.weight.uniform_(0.5, 2.0)   # gamma != 1, so the gain is gamma / sigma, not 1 / sigma
+    x, y = torch.randn(32, 6) * 2, torch.randint(0, 3, (32,))
+    h, inputs, outputs = x, [], []
+    for layer in list(model)[:-1]:
+        z = layer.linear(h)
+        z_hat = F.batch_norm(z, None, None, layer.norm.weight, layer.norm.bias, training=True, eps=layer.norm.eps)
+        inputs.append(z)
+        outputs.append(z_hat)
+        h = torch.sigmoid(z_hat)
+    grads = torch.autograd.grad(F.cross_entropy(list(model)[-1](h), y), inputs + outputs)
+    by_hand = [float(grads[i].norm() / grads[i + 3].norm()) for i in range(3)]
+    assert norm_backward_gains(model, x, y) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_norm_backward_gain_scales_as_one_over_the_batch_spread():
+    x, y = torch.randn(256, 6), torch.randint(0, 3, (256,))
+    small, large = _bn_model(seed=1), _bn_model(seed=1)
+    with torch.no_grad():
+        large.layer1.linear.weight.mul_(4.0)   # the same network, but layer 1's W h spreads 4 times as much
+    (_, _, z), *_ = preactivations(small, x, where="linear")
+    gain_small, gain_large = norm_backward_gains(small, x, y), norm_backward_gains(large, x, y)
+    # batch norm undoes the scale going forward, so only layer 1's gain changes: divided by 4
+    assert gain_large[0] == pytest.approx(gain_small[0] / 4, rel=1e-4)
+    assert gain_large[1:] == pytest.approx(gain_small[1:], rel=1e-4)
+    # gamma = 1: each unit's gradient is multiplied by 1/sigma_B and then loses its batch mean and its part
+    # along z_hat, so the gain lies below the largest 1/sigma_B and, for a batch of 256, not far below the smallest
+    one_over_sigma = 1 / (z.var(0, unbiased=False) + 1e-5).sqrt()
+    assert 0.8 * float(one_over_sigma.min()) < gain_small[0] <= float(one_over_sigma.max())
+
+
+def test_norm_backward_gains_leave_the_model_as_it_was_and_name_bad_input():
+    model = _bn_model()
+    model.eval()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    gains = norm_backward_gains(model, torch.randn(16, 6), torch.randint(0, 3, (16,)))
+    assert len(gains) == 3 and all(g > 0 for g in gains)
+    assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in model.parameters())
+    with pytest.raises(ValueError, match="no batch-norm layer"):
+        norm_backward_gains(deep_mlp(6, 3, depth=3, width=8), torch.randn(4, 6), torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="at least 2 examples, got 1"):
+        norm_backward_gains(model, torch.randn(1, 6), torch.zeros(1, dtype=torch.int64))
+    with pytest.raises(ValueError, match="different numbers of examples"):
+        norm_backward_gains(model, torch.randn(4, 6), torch.zeros(3, dtype=torch.int64))

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from vgcourse.models import sequence_model
-from vgcourse.probes.recurrence import hidden_state_gradients, unrolled_states
+from vgcourse.probes.recurrence import gru_step, hidden_state_gradients, unrolled_states
 from vgcourse.training import task_loss
 
 CELLS = ("rnn", "lstm", "gru")
@@ -93,3 +93,43 @@ def test_bad_inputs_name_the_bad_value():
         hidden_state_gradients(model, [[0.0, 1.0]], torch.randn(1, 1))
     with pytest.raises(ValueError, match="num_layers=2"):
         unrolled_states(sequence_model(2, 4, 1, cell="lstm", num_layers=2), torch.randn(2, 3, 2))
+
+
+def _cho_gru_step(core, x, h):
+    # Cho et al. (2014), eqs. 5-8, written independently of gru_step, with PyTorch's weight names
+    hidden = core.hidden_size
+    w, u, b, c = core.weight_ih_l0, core.weight_hh_l0, core.bias_ih_l0, core.bias_hh_l0
+    gate = lambda k, v, m: v @ m[k * hidden:(k + 1) * hidden].T
+    bias = lambda k: b[k * hidden:(k + 1) * hidden] + c[k * hidden:(k + 1) * hidden]
+    r = torch.sigmoid(gate(0, x, w) + gate(0, h, u) + bias(0))
+    z = torch.sigmoid(gate(1, x, w) + gate(1, h, u) + bias(1))
+    candidate = torch.tanh(gate(2, x, w) + gate(2, r * h, u) + bias(2))
+    return z * h + (1 - z) * candidate
+
+
+def test_gru_step_after_is_what_nn_gru_computes_and_before_is_chos_form():
+    model = sequence_model(3, 5, 1, cell="gru", seed=0)
+    core, x, h = model.core, torch.randn(4, 3), torch.randn(4, 5)
+    with torch.no_grad():
+        torch.nn.init.uniform_(core.bias_hh_l0, -1, 1)  # b_hn is where the two forms differ most
+        _, fused = core(x[:, None], h[None])
+        after, before = gru_step(core, x, h, "after"), gru_step(core, x, h, "before")
+        cho = _cho_gru_step(core, x, h)
+    torch.testing.assert_close(after, fused[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(before, cho, rtol=1e-5, atol=1e-6)
+    assert float((after - before).abs().max()) > 1e-2  # the two forms are different functions
+
+
+def test_gru_step_rejects_bad_arguments_naming_them():
+    core = sequence_model(3, 5, 1, cell="gru").core
+    x, h = torch.randn(2, 3), torch.randn(2, 5)
+    with pytest.raises(TypeError, match="torch.nn.GRU.*LSTM"):
+        gru_step(nn.LSTM(3, 5), x, h)
+    with pytest.raises(ValueError, match="unknown reset place 'middle'; choose one of"):
+        gru_step(core, x, h, "middle")
+    with pytest.raises(ValueError, match=r"h must be a tensor of shape \(batch, 5\), got \(2, 4\)"):
+        gru_step(core, x, torch.randn(2, 4))
+    with pytest.raises(ValueError, match="3 and 2"):
+        gru_step(core, torch.randn(3, 3), h)
+    with pytest.raises(ValueError, match="num_layers=2"):
+        gru_step(nn.GRU(3, 5, num_layers=2), x, h)

@@ -6,6 +6,7 @@ import torch
 
 from vgcourse.data import digits, spirals
 from vgcourse.experiments import Setup, build_model, run
+from vgcourse.models import linear_layers
 from vgcourse.seeds import SeedRuns, StackedMLP, check_seeds, run_seeds
 
 SMALL = Setup(depth=4, width=16, epochs=2, batch_size=50, activation="tanh", init="xavier", lr=0.1)
@@ -59,19 +60,39 @@ def test_batch_norm_statistics_are_copied_back():
     assert int(got.num_batches_tracked) == int(expected.num_batches_tracked) == 2 * 3
 
 
+def _weight_norms(model):
+    return [float(layer.weight.grad.double().norm()) for layer in linear_layers(model)]
+
+
 def test_adam_and_clipping_match_torch():
     setup = SMALL.changed(optimizer="adam", lr=0.01)
     result = run_seeds(setup, seeds=(2,), data_for=spiral_data, clip_norm=0.05)
-    clipped = []
+    clipped, before, after = [], [], []
 
     def clip(model, step):
+        before.append(_weight_norms(model))
         clipped.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)))
+        after.append(_weight_norms(model))
 
     single = run(setup.changed(seed=2), spiral_data(2), after_backward=clip,
                  histograms=False, activations=False, update_ratios=False)
     np.testing.assert_allclose(result[0].clip_norms, clipped, rtol=1e-4)
     np.testing.assert_allclose(result[0].history.step_loss, single.history.step_loss, rtol=1e-4)
-    assert np.all(result[0].grad_norms().sum(axis=1) > 0)
+    # grad_norms() before clipping, as the GradientMonitor records them; clipped_grad_norms() after
+    np.testing.assert_allclose(result[0].grad_norms(), before, rtol=1e-3)
+    np.testing.assert_allclose(result[0].grad_norms(), single.monitor.grad_norms(), rtol=1e-3)
+    np.testing.assert_allclose(result[0].clipped_grad_norms(), after, rtol=1e-3)
+    assert np.all(np.array(clipped) > 0.05 * 1.5)  # every step was clipped, so the two differ
+    assert np.all(result[0].clipped_grad_norms() < result[0].grad_norms() / 1.5)
+    assert result[0].clip_norm == 0.05
+    assert np.all(np.sqrt((result[0].clipped_grad_norms() ** 2).sum(axis=1)) <= 0.05 * (1 + 1e-5))
+
+
+def test_without_clipping_the_clipped_norms_are_the_norms():
+    result = run_seeds(SMALL, seeds=(0,), data_for=spiral_data)
+    assert result[0].clip_norm is None and result[0].clip_norms.shape == (0,)
+    np.testing.assert_array_equal(result[0].clip_factors(), np.ones(len(result[0].grad_norms())))
+    np.testing.assert_array_equal(result[0].clipped_grad_norms(), result[0].grad_norms())
 
 
 def test_a_diverged_seed_is_a_result_and_the_others_train_on():

@@ -13,6 +13,10 @@ dimension, so S seeds cost little more than one on a CPU (``benchmarks/seed_batc
 
 A seed whose loss becomes NaN or infinite is a result, not a crash: it stops there
 (``History.diverged_at``) while the other seeds train on.
+
+With ``clip_norm`` every seed's gradient is clipped before each step. Gradient norms are recorded
+*before* clipping, as ``GradientMonitor`` records them: ``grad_norms()`` is what the network
+produced, ``clipped_grad_norms()`` what the optimizer step used.
 """
 
 from __future__ import annotations
@@ -136,9 +140,10 @@ class SeedRun:
     setup: Setup
     model: DeepMLP
     history: History
-    norms: np.ndarray  # (steps, layers): float64 weight-gradient norms, as GradientMonitor.grad_norms
+    norms: np.ndarray  # (steps, layers): float64 weight-gradient norms before clipping, as GradientMonitor.grad_norms
     clip_norms: np.ndarray  # (steps,): total gradient norm before clipping (empty without clipping)
     layer_names: list[str]
+    clip_norm: float | None = None  # the clipping threshold, None when the run did not clip
 
     @property
     def diverged(self) -> bool:
@@ -146,8 +151,21 @@ class SeedRun:
         return self.history.diverged
 
     def grad_norms(self) -> np.ndarray:
-        """Each layer's weight-gradient norm at every step, ``(steps, layers)``, layer 1 first."""
+        """Each layer's weight-gradient norm at every step, ``(steps, layers)``, layer 1 first,
+        measured after backward and **before** clipping (what the network produced)."""
         return self.norms
+
+    def clip_factors(self) -> np.ndarray:
+        """The factor clipping multiplied every gradient by at each step, ``(steps,)``:
+        ``min(1, clip_norm / (norm + 1e-6))`` as in ``clip_grad_norm_``; all 1 without clipping."""
+        if self.clip_norm is None:
+            return np.ones(len(self.norms))
+        return np.minimum(1.0, self.clip_norm / (self.clip_norms + 1e-6))
+
+    def clipped_grad_norms(self) -> np.ndarray:
+        """Each layer's weight-gradient norm **after** clipping, ``(steps, layers)``: the gradient
+        the optimizer step used. Equal to :meth:`grad_norms` for a run without clipping."""
+        return self.norms * self.clip_factors()[:, None]
 
     def first_last_ratio(self, last: int | None = None) -> float:
         """:func:`vgcourse.diagnosis.first_last_ratio` of this seed: the median over steps (the
@@ -261,7 +279,9 @@ def run_seeds(
             (``data_for(seed=seed)``) and the order of examples, as in ``experiments.run``.
         data_for: called as ``data_for(seed=seed)`` for each seed's data; default the digits, ``vgcourse.data.digits``.
         clip_norm: clip each seed's gradient to this total norm before every step, as
-            ``torch.nn.utils.clip_grad_norm_`` would; the norm before clipping is recorded.
+            ``torch.nn.utils.clip_grad_norm_`` would. Norms are recorded before clipping
+            (``SeedRun.grad_norms``, ``SeedRun.clip_norms``); ``SeedRun.clipped_grad_norms``
+            gives the clipped ones.
         device: by default the GPU when present, else the CPU.
         progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
 
@@ -319,11 +339,12 @@ def run_seeds(
                     dead = torch.tensor([not a for a in alive], device=device)
                     for p in parameters:
                         p.grad[dead] = 0.0
-                if clip_norm is not None:
-                    clip_rows.append(_clip(parameters, clip_norm))
+                # before clipping, as GradientMonitor measures them
                 norm_rows.append(torch.stack([
                     torch.linalg.vector_norm(w.grad, dim=(1, 2), dtype=torch.float64) for w in stack.weights
                 ], dim=1))
+                if clip_norm is not None:
+                    clip_rows.append(_clip(parameters, clip_norm))
                 optimizer.step()
                 step += 1
             if not any(alive):
@@ -339,5 +360,6 @@ def run_seeds(
         steps = history.diverged_at if history.diverged else step
         history.seconds = seconds
         runs.append(SeedRun(seed_setup, model.cpu() if device.type != "cpu" else model, history,
-                            norms[s, :steps], clips[s, :steps], names))
+                            norms[s, :steps], clips[s, :steps], names,
+                            None if clip_norm is None else float(clip_norm)))
     return SeedRuns(setup, seeds, runs, seconds)

@@ -4,6 +4,11 @@
 mix the backward signal with the size of the layer's input. These functions separate the
 two, which matters when the hidden states themselves grow with depth (as in a residual
 network whose blocks add a positive amount at every layer).
+
+``hidden_state_spreads`` measures the forward signal itself: how much ``h_l`` differs from one
+example to the next. The forward pass carries a change of the input through the same Jacobians
+``J_l = diag(f'(z_l)) W_l`` that the backward pass applies transposed, so in a plain network the
+spread and the gradient reaching ``h_l`` shrink layer by layer at similar rates.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from vgcourse.models import DeepMLP
-from vgcourse.probes.layers import check_batch
+from vgcourse.probes.layers import check_batch, fitted_decay_factor
 from vgcourse.training import task_loss
 
 
@@ -45,6 +50,26 @@ def hidden_state_norms(model: DeepMLP, x: Tensor) -> list[float]:
     return [float(h.pow(2).mean().sqrt()) for h in states]
 
 
+def hidden_state_spreads(model: DeepMLP, x: Tensor) -> list[float]:
+    """How much each hidden state ``h_1 ... h_{L-1}`` varies across the batch ``x``.
+
+    Args:
+        model: a course MLP (:func:`vgcourse.models.deep_mlp`); run in its current mode.
+        x: a batch of at least two inputs.
+
+    Returns:
+        for each hidden layer, the standard deviation of each unit's output over the examples
+        (``h_l.std(0)``, unbiased), averaged over the units. A spread near 0 means the layer
+        gives almost the same output whatever the input: the signal about the input is gone.
+    """
+    _check(model, x)
+    if len(x) < 2:
+        raise ValueError(f"a spread over the batch needs at least two examples, got a batch of {len(x)}")
+    with torch.no_grad():
+        states, _ = _hidden_states(model, x)
+    return [float(h.double().std(0).mean()) for h in states]
+
+
 def hidden_gradient_norms(model: DeepMLP, x: Tensor, y: Tensor) -> list[float]:
     """L2 norm of ``∂loss/∂h_l`` for each hidden state ``h_1 ... h_{L-1}`` on the batch ``(x, y)``.
 
@@ -57,3 +82,24 @@ def hidden_gradient_norms(model: DeepMLP, x: Tensor, y: Tensor) -> list[float]:
     states, output = _hidden_states(model, x)
     grads = torch.autograd.grad(task_loss(output, y.to(output.device)), states)
     return [float(torch.linalg.vector_norm(g, dtype=torch.float64)) for g in grads]
+
+
+def signal_decay_factor(model: DeepMLP, x: Tensor, y: Tensor, first: int = 2) -> float:
+    """The factor by which the backward signal ``‖∂L/∂h_l‖`` shrinks per layer.
+
+    Args:
+        model: a course MLP with at least ``first + 1`` hidden layers.
+        x, y: a batch and its targets; one forward and backward pass, as
+            :func:`hidden_gradient_norms`.
+        first: the earliest hidden layer of the fit (1-based). The default 2 leaves out layer 1,
+            whose input is the raw data, as notebook 02 does.
+
+    Returns:
+        the per-layer factor of a least-squares line through ``log ‖∂L/∂h_l‖``, from the last
+        hidden layer back to layer ``first`` (:func:`~vgcourse.probes.layers.fitted_decay_factor`).
+    """
+    hidden = len(model) - 1 if isinstance(model, DeepMLP) else None
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1 or (hidden is not None and first >= hidden):
+        allowed = f"1 to {hidden - 1}" if hidden else "at least 1"
+        raise ValueError(f"first must be a hidden layer before the last one ({allowed}), got {first!r}")
+    return fitted_decay_factor(hidden_gradient_norms(model, x, y)[first - 1:][::-1])

@@ -1,10 +1,11 @@
-"""What batch normalization does inside a network: pre-activations and its two modes.
+"""What batch normalization does inside a network: pre-activations, its two modes, its backward gain.
 
 A ``BatchNorm1d`` layer behaves differently in training and in evaluation. In ``train()`` mode
 it normalizes each unit with the mean and variance of the *current batch* (and updates its
 running averages); in ``eval()`` mode it uses those running averages instead. These functions
 measure a model in either mode without changing it: the running averages and the mode are
-restored afterwards.
+restored afterwards. :func:`norm_backward_gains` measures by how much each batch-norm layer
+scales the gradient on its way back (about ``γ/σ_B``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from vgcourse.activations import ACTIVATION_MODULES
 from vgcourse.models import layers as model_layers
 from vgcourse.probes.layers import check_batch
+from vgcourse.training import task_loss
 
 MODES = ("train", "eval")
 WHERE = ("activation", "linear")
@@ -113,15 +115,18 @@ def train_eval_outputs(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     mode and running averages are restored afterwards.
 
     Raises:
-        ValueError: for a batch of one example when the model has batch norm (a unit's
-            variance over one example is undefined, so train mode cannot run).
+        ValueError: for a batch of one example when the model has batch norm: the batch mean
+            is then the example itself, every normalized value ``z - μ_B`` is 0 and each unit
+            would output β whatever the input (PyTorch raises "Expected more than 1 value per
+            channel when training").
     """
     _check(model, x, "train")
     has_norm = any(isinstance(m, _NORMS) for m in model.modules())
     if has_norm and len(x) < 2:
         raise ValueError(
             "train mode needs a batch of at least 2 examples when the model has batch norm "
-            f"(got {len(x)}); use eval mode for single examples"
+            f"(got {len(x)}): one example is its own batch mean, so every normalized value would be 0; "
+            "use eval mode for single examples"
         )
     x = x.to(next(model.parameters()).device)
     outputs = []
@@ -129,3 +134,47 @@ def train_eval_outputs(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
         with _untouched(model, mode):
             outputs.append(model(x).detach().cpu())
     return outputs[0], outputs[1]
+
+
+def norm_backward_gains(model: nn.Module, x: Tensor, y: Tensor) -> list[float]:
+    """By how much each batch-norm layer scales the gradient on its way back, in train mode.
+
+    For every ``BatchNorm1d`` (or other ``_BatchNorm``) in ``model``, in forward order, the ratio
+    ``‖∂loss/∂z‖ / ‖∂loss/∂ẑ‖`` of the gradient reaching the layer's input ``z`` to the one
+    reaching its output ``ẑ``, on the batch ``(x, y)`` with the course's task loss. Dividing by
+    the batch spread ``σ_B`` multiplies the gradient by ``γ/σ_B``; removing the batch mean (and
+    the part along ``ẑ``) takes a little off again.
+
+    Args:
+        model: a network with batch-norm layers (``deep_mlp(..., batch_norm=True)``).
+        x: a batch of at least two inputs.
+        y: its targets.
+
+    Returns:
+        one gain per batch-norm layer. The model's mode, running averages and ``.grad`` fields
+        are left as they were. Norms are taken in float64.
+
+    Raises:
+        ValueError: if the model has no batch norm, or the batch has fewer than two examples.
+    """
+    check_batch(model, x, y)
+    norms = [module for module in model.modules() if isinstance(module, _NORMS)]
+    if not norms:
+        raise ValueError(f"{type(model).__name__} has no batch-norm layer; build it with batch_norm=True")
+    if len(x) < 2:
+        raise ValueError(f"train mode needs a batch of at least 2 examples, got {len(x)}")
+    seen: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+
+    def record(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        seen[module] = (inputs[0], output)
+
+    device = next(model.parameters()).device
+    with ExitStack() as stack:
+        for module in norms:
+            stack.enter_context(module.register_forward_hook(record))
+        with _untouched(model, "train"):  # the backward pass too: it needs the buffers unmodified
+            loss = task_loss(model(x.to(device)), y.to(device))
+            pairs = [seen[module] for module in norms]
+            grads = torch.autograd.grad(loss, [t for pair in pairs for t in pair])
+    size = [float(torch.linalg.vector_norm(g, dtype=torch.float64)) for g in grads]
+    return [size[2 * i] / size[2 * i + 1] for i in range(len(pairs))]

@@ -5,7 +5,8 @@ state of step ``t`` never appears as a tensor autograd can differentiate with re
 functions unroll a :class:`~vgcourse.models.SequenceModel`'s core step by step with the core's
 *own* weights (an ``nn.RNNCell`` / ``nn.LSTMCell`` / ``nn.GRUCell`` that shares the core's
 parameters), so every ``h_t`` is a tensor in the autograd graph and
-``‖∂L/∂h_t‖`` can be read off for each ``t``.
+``‖∂L/∂h_t‖`` can be read off for each ``t``. :func:`gru_step` writes one GRU step out by hand,
+in PyTorch's form or in Cho et al.'s (2014), to show which one ``nn.GRU`` computes.
 """
 
 from __future__ import annotations
@@ -107,3 +108,51 @@ def hidden_state_gradients(model: SequenceModel, x: Tensor, y: Tensor) -> list[f
     states, output = unrolled_states(model, x)
     grads = torch.autograd.grad(task_loss(output, y.to(output.device)), states)
     return [float(g.norm()) for g in grads]
+
+
+RESET_PLACES = ("after", "before")
+"""Where :func:`gru_step` applies the reset gate: ``"after"`` the recurrent matrix product, as
+``nn.GRU`` and cuDNN do, or ``"before"`` it, as Cho et al. (2014) write the GRU."""
+
+
+def gru_step(core: nn.GRU, x: Tensor, h: Tensor, reset: str = "after") -> Tensor:
+    """One step of ``core``'s layer 0 written out by hand, with ``core``'s own weights.
+
+    With reset gate ``r``, update gate ``z`` and PyTorch's gate order (r, z, n) in the weights,
+    the new state is ``(1 - z) ⊙ n + z ⊙ h`` where the candidate ``n`` is
+
+    * ``reset="after"``:  ``tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`` — what ``nn.GRU`` computes;
+    * ``reset="before"``: ``tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)`` — Cho et al. (2014).
+
+    Args:
+        core: a single-layer ``nn.GRU`` with biases.
+        x: inputs at one time step, ``(batch, input_size)``.
+        h: the previous hidden state, ``(batch, hidden_size)``.
+        reset: ``"after"`` or ``"before"`` (:data:`RESET_PLACES`).
+
+    Returns:
+        the new hidden state, ``(batch, hidden_size)``.
+    """
+    if not isinstance(core, nn.GRU):
+        raise TypeError(f"core must be a torch.nn.GRU, got {type(core).__name__}")
+    if core.num_layers != 1 or not core.bias:
+        raise ValueError(f"core must have one layer and biases, got num_layers={core.num_layers}, bias={core.bias}")
+    if reset not in RESET_PLACES:
+        raise ValueError(f"unknown reset place {reset!r}; choose one of {list(RESET_PLACES)}")
+    for name, value, size in (("x", x, core.input_size), ("h", h, core.hidden_size)):
+        if not isinstance(value, Tensor) or value.dim() != 2 or value.shape[1] != size:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a tensor of shape (batch, {size}), got {shape}")
+    if len(x) != len(h):
+        raise ValueError(f"x and h hold different batch sizes: {len(x)} and {len(h)}")
+    w_ir, w_iz, w_in = core.weight_ih_l0.chunk(3)
+    w_hr, w_hz, w_hn = core.weight_hh_l0.chunk(3)
+    b_ir, b_iz, b_in = core.bias_ih_l0.chunk(3)
+    b_hr, b_hz, b_hn = core.bias_hh_l0.chunk(3)
+    r = torch.sigmoid(x @ w_ir.T + b_ir + h @ w_hr.T + b_hr)
+    z = torch.sigmoid(x @ w_iz.T + b_iz + h @ w_hz.T + b_hz)
+    if reset == "after":
+        n = torch.tanh(x @ w_in.T + b_in + r * (h @ w_hn.T + b_hn))
+    else:
+        n = torch.tanh(x @ w_in.T + b_in + (r * h) @ w_hn.T + b_hn)
+    return (1 - z) * n + z * h

@@ -1,4 +1,4 @@
-"""Every graded question of exercises 02-10: the solutions pass, unanswered questions and answers
+"""Every graded question of exercises 02-12: the solutions pass, unanswered questions and answers
 that raise say so and score 0, hard-coded answers fail, and the cases travel between processes
 (``torch.save`` / ``torch.load(weights_only=True)``) and change from seed to seed. What is
 particular to one question is in test_exNN.py."""
@@ -18,11 +18,13 @@ from vgcourse.tools.exercise import make_exercise
 EARLY = ("02", "03", "04", "05")  # checked on the solution notebooks run top to bottom
 IDS = [qid for qid in QUESTIONS if qid[2:4] in EARLY]
 POINTS = {
-    "ex06.batchnorm_forward": 3, "ex06.running_stats": 2,
-    "ex07.residual_block": 3, "ex07.residual_jacobian": 2,
-    "ex08.rnn_states": 2, "ex08.hidden_jacobian_norm": 3,
-    "ex09.clip_by_norm": 3, "ex09.clip_by_value": 2,
-    "ex10.diagnose": 3, "ex10.fix": 4,
+    "ex06.batchnorm_forward": 3, "ex06.scale_factors": 2,
+    "ex07.residual_block": 3, "ex07.residual_jacobian": 2, "ex07.residual_growth": 2,
+    "ex08.rnn_states": 2, "ex08.hidden_jacobian_norm": 3, "ex08.forget_path_factor": 2,
+    "ex09.clip_by_norm": 3, "ex09.clip_by_value": 2, "ex09.gradient_growth": 2,
+    "ex10.diagnose": 4, "ex10.fix": 4,
+    "ex11.isometry_gain": 2, "ex11.singular_values": 2, "ex11.lsuv": 2,
+    "ex12.pre_ln_block": 3, "ex12.zero_branch": 2, "ex12.layer_norm_gain": 2,
 }
 FAST = [qid for qid in POINTS if not qid.startswith("ex10.")]  # no training inside the check
 
@@ -30,10 +32,10 @@ FAST = [qid for qid in POINTS if not qid.startswith("ex10.")]  # no training ins
 def test_the_questions_of_02_to_05_are_registered_with_their_points():
     points = {qid: QUESTIONS[qid].points for qid in IDS}
     assert points == {
-        "ex02.depth_bound": 2, "ex02.layers_to_vanish": 2, "ex02.saturated_fraction": 2,
-        "ex03.hook": 3, "ex03.stalled": 2,
-        "ex04.leaky_relu_derivative": 2, "ex04.dead_fraction": 2,
-        "ex05.init_std": 2, "ex05.init_linear": 2,
+        "ex02.depth_bound": 1, "ex02.predicted_factor": 2, "ex02.saturated_fraction": 2,
+        "ex03.hook": 3, "ex03.stalled": 2, "ex03.read_the_plot": 1,
+        "ex04.leaky_relu_gain": 2, "ex04.dead_fraction": 2,
+        "ex05.init_std": 2, "ex05.init_linear": 2, "ex05.layer_gain": 2,
     }
 
 

@@ -155,3 +155,40 @@ def test_stalled_wrong_answers():
     assert "expected" in failure("ex03.stalled", absolute)
     assert "ValueError" in failure("ex03.stalled", too_short_off_by_one)  # min() of an empty list
     assert "Python bool" in failure("ex03.stalled", lambda losses, k, rho: torch.tensor(right(losses, k, rho)))
+
+
+READINGS = {"sigmoid": -7, "ReLU": -2, "sigmoid + batch norm": 0, "tanh, Xavier × 8": 3}
+
+
+def test_readings_within_half_a_power_of_ten_pass_and_others_fail():
+    for seed in SEEDS:
+        assert run_question("ex03.read_the_plot", lambda n: READINGS[n] + 0.2, seed=seed).passed
+        assert run_question("ex03.read_the_plot", lambda n: float(READINGS[n]) - 0.25, seed=seed).passed
+    assert "too low" in failure("ex03.read_the_plot", lambda n: {**READINGS, "ReLU": -3}[n])
+    assert "too high" in failure("ex03.read_the_plot", lambda n: -READINGS[n] if n == "sigmoid" else READINGS[n])  # sign
+    assert "too low" in failure("ex03.read_the_plot", lambda n: -abs(READINGS[n]))  # the exploding net read as vanishing
+    assert "expected a number" in failure("ex03.read_the_plot", lambda n: "about -7")
+
+
+def test_the_reading_reference_is_measured_on_the_figure_networks():
+    import math
+
+    from vgcourse.data import digits
+    from vgcourse.experiments import BASELINE, build_model
+    from vgcourse.grading import get_question
+    from vgcourse.probes.layers import layer_gradient_norms
+
+    data = digits(seed=0)
+    norms = layer_gradient_norms(build_model(BASELINE, data), data.x_train[:256], data.y_train[:256])
+    question = get_question("ex03.read_the_plot")
+    assert question.expected({"network": "sigmoid"}) == pytest.approx(math.log10(norms[0] / norms[-1]))
+    measured = {label: question.expected({"network": label}) for label in READINGS}
+    assert measured["sigmoid"] < -6 and measured["tanh, Xavier × 8"] > 2  # vanishing, exploding
+    assert all(abs(measured[label] - READINGS[label]) < 0.4 for label in READINGS)  # readable to the nearest power
+
+
+def test_reading_network_rejects_an_unknown_label():
+    from vgcourse.grading.calls.ex03 import reading_network
+
+    with pytest.raises(ValueError, match="unknown network 'tanh'; choose one of"):
+        reading_network("tanh")

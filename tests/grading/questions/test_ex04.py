@@ -10,28 +10,27 @@ from fixtures.question_answers import SEEDS, failure
 from vgcourse.grading import run_question
 
 
-def test_leaky_relu_derivative_wrong_answers():
-    def one_at_zero(x, slope):
-        return torch.where(x >= 0, torch.ones_like(x), torch.full_like(x, slope))
-
-    assert "wrong only at x = 0" in failure("ex04.leaky_relu_derivative", one_at_zero)
-    assert "values differ" in failure("ex04.leaky_relu_derivative",
-                                      lambda x, slope: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, 0.01)))
-    assert "values differ" in failure("ex04.leaky_relu_derivative", lambda x, slope: (x > 0).to(x.dtype))
-    assert "values differ" in failure("ex04.leaky_relu_derivative", lambda x, slope: F.leaky_relu(x, slope))
-    assert "expected shape" in failure("ex04.leaky_relu_derivative",
-                                       lambda x, slope: torch.where(x > 0, 1.0, slope).flatten()[:-1])
-    assert "expected a tensor" in failure("ex04.leaky_relu_derivative", lambda x, slope: slope)
+def test_leaky_relu_gain_wrong_answers():
+    qid = "ex04.leaky_relu_gain"
+    assert "multiplies the signal's variance by" in failure(qid, lambda slope: 2.0)              # He's gain for any slope
+    assert "multiplies the signal's variance by" in failure(qid, lambda slope: 1 + slope**2)     # upside down
+    assert "multiplies the signal's variance by" in failure(qid, lambda slope: 2 / (1 + slope))  # slope not squared
+    assert "multiplies the signal's variance by" in failure(qid, lambda slope: 1 / (1 + slope**2))  # the variance halved
+    assert "expected a positive number" in failure(qid, lambda slope: -2 / (1 + slope**2))
+    assert "expected a positive number" in failure(qid, lambda slope: "2 / (1 + slope²)")
 
 
-def test_leaky_relu_derivative_by_autograd_passes():
-    def by_autograd(x, slope):
-        x = x.detach().clone().requires_grad_()
-        F.leaky_relu(x, slope).sum().backward()
-        return x.grad
+def test_leaky_relu_gain_written_another_way_or_measured_passes():
+    def measured(slope):  # the learner's own measurement, 10⁵ draws: well inside the 2 % tolerance
+        z = torch.randn(100_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        return float(z.pow(2).mean() / F.leaky_relu(z, slope).pow(2).mean())
 
     for seed in SEEDS:
-        assert run_question("ex04.leaky_relu_derivative", by_autograd, seed=seed).passed
+        assert run_question("ex04.leaky_relu_gain", lambda slope: torch.tensor(1 / ((1 + slope * slope) / 2)),
+                            seed=seed).passed
+        assert run_question("ex04.leaky_relu_gain", measured, seed=seed).passed
+    message = run_question("ex04.leaky_relu_gain", lambda slope: 2 / (1 + slope**2), seed=0).message
+    assert message.count("(measured)") == 5 and "slope 0: your gain 2 " in message
 
 
 def test_dead_fraction_wrong_answers():

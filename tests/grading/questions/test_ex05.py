@@ -43,9 +43,7 @@ def _init(fill):
 
 def test_init_linear_wrong_answers():
     qid = "ex05.init_linear"
-    assert "normal distribution" in failure(qid, _init(lambda w, std: w.uniform_(-std * 3**0.5, std * 3**0.5)))
-    assert "normal distribution" in failure(qid, lambda layer, s: (nn.init.xavier_uniform_(layer.weight),
-                                                                    nn.init.zeros_(layer.bias)))
+    assert "standard deviation" in failure(qid, _init(lambda w, std: w.uniform_(-std, std)))   # bound = std
     assert "standard deviation" in failure(qid, _init(lambda w, std: w.normal_(0, std**2)))   # the variance
     assert "standard deviation" in failure(qid, _init(lambda w, std: w.normal_(0, std * 1.05)))
 
@@ -99,14 +97,44 @@ def test_init_linear_wrong_answers():
     assert "require gradients" in failure(qid, stops_gradients)
 
 
-def test_init_linear_accepts_torch_own_initializers():
-    def torch_init(layer, scheme):
-        if scheme == "xavier":
-            nn.init.xavier_normal_(layer.weight)
-        else:
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
+def test_init_linear_accepts_torch_own_initializers_normal_or_uniform():
+    def torch_init(xavier, kaiming):
+        def init_linear_(layer, scheme):
+            xavier(layer.weight) if scheme == "xavier" else kaiming(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        return init_linear_
 
+    glorot_uniform = _init(lambda w, std: w.uniform_(-std * 3**0.5, std * 3**0.5))   # Glorot & Bengio's own
     for seed in SEEDS:
-        assert run_question("ex05.init_linear", torch_init, seed=seed).passed
+        assert run_question("ex05.init_linear", torch_init(nn.init.xavier_normal_, nn.init.kaiming_normal_), seed=seed).passed
+        assert run_question("ex05.init_linear", torch_init(nn.init.xavier_uniform_, nn.init.kaiming_uniform_),
+                            seed=seed).passed
+        assert run_question("ex05.init_linear", glorot_uniform, seed=seed).passed
+
+
+def _gain(variance, share=None):
+    """A ``layer_gain`` from ``variance(init, n)`` and the activations' shares."""
+    shares = share or {"tanh": 1.0, "relu": 0.5, "leaky_relu": (1 + 0.01**2) / 2}
+    return lambda activation, init, width: width * variance(init, width) * shares[activation]
+
+
+RIGHT_VARIANCE = {"default": lambda n: 1 / (3 * n), "xavier": lambda n: 2 / (n + n), "he": lambda n: 2 / n}
+
+
+def test_layer_gain_wrong_answers():
+    qid = "ex05.layer_gain"
+    right = lambda init, n: RIGHT_VARIANCE[init](n)  # noqa: E731
+    assert "within 25% of it" in failure(qid, _gain(right, {"tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0}))  # no 1/2
+    assert "within 25% of it" in failure(qid, _gain(lambda init, n: 1 / n if init == "default" else right(init, n)))
+    assert "within 25% of it" in failure(qid, _gain(lambda init, n: 2 / n if init == "xavier" else right(init, n)))
+    assert "within 25% of it" in failure(qid, lambda activation, init, width: 1.0)     # "initialization keeps it 1"
+    assert "within 25% of it" in failure(qid, lambda a, i, width: _gain(right)(a, i, width) / width)  # Var(w), not n·Var(w)
+    assert "expected a positive number" in failure(qid, lambda activation, init, width: None)
+
+
+def test_layer_gain_passes_and_shows_the_measurements():
+    for seed in SEEDS:
+        result = run_question("ex05.layer_gain", _gain(lambda init, n: RIGHT_VARIANCE[init](n)), seed=seed)
+        assert result.passed, result.message
+    assert result.message.count("forward") == 5 and "measured" in result.message

@@ -26,13 +26,8 @@ def bn_float64(x, gamma, beta, eps=1e-5):
     return gamma.double() * (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps) + beta.double()
 
 
-def stats_biased(running_mean, running_var, x, momentum=0.1):
-    return ((1 - momentum) * running_mean + momentum * x.mean(0),
-            (1 - momentum) * running_var + momentum * x.var(0, unbiased=False))
-
-
-def stats_swapped(running_mean, running_var, x, momentum=0.1):
-    return momentum * running_mean + (1 - momentum) * x.mean(0), momentum * running_var + (1 - momentum) * x.var(0)
+def scale_like_no_norm(a):
+    return a, a, a   # a layer without batch norm: everything scales with W
 
 
 WRONG = [
@@ -40,12 +35,35 @@ WRONG = [
     ("ex06.batchnorm_forward", bn_eps_outside, "values differ"),
     ("ex06.batchnorm_forward", bn_over_features, "values differ"),
     ("ex06.batchnorm_forward", bn_float64, "keep the input's dtype"),
-    ("ex06.running_stats", stats_biased, "biased batch variance"),
-    ("ex06.running_stats", stats_swapped, "new running mean"),
-    ("ex06.running_stats", lambda m, v, x, momentum=0.1: (x.mean(0), x.var(0)), "new running mean"),
+    ("ex06.scale_factors", scale_like_no_norm, "what a layer without batch norm would do"),
+    ("ex06.scale_factors", lambda a: (1.0, 1.0, 1.0), "the weight gradient ∂L/∂W changes by a factor"),
+    ("ex06.scale_factors", lambda a: (1.0, 1 / a, 1 / a), "the gradient reaching the layer's input"),
+    ("ex06.scale_factors", lambda a: (1.0, 1.0, a), "the weight gradient ∂L/∂W"),
+    ("ex06.scale_factors", lambda a: (1.0, 1.0), "three numbers"),
+    ("ex06.scale_factors", lambda a: ("1", "1", "1"), "three finite numbers"),
 ]
 
 @pytest.mark.parametrize(("question_id", "answer", "message"), WRONG,
                          ids=[f"{q}-{getattr(a, '__name__', '?')}-{i}" for i, (q, a, _) in enumerate(WRONG)])
 def test_wrong_answer_fails_with_a_message(question_id, answer, message):
     assert_fails_with(question_id, answer, message)
+
+
+def test_scale_factors_are_measured_on_a_real_layer():
+    # independent of the check's own expression: the factors of an nn.Linear + nn.BatchNorm1d pair
+    from vgcourse.grading.questions.ex06 import measured_scale_factors
+
+    for scale in (0.2, 3.0, 7.5):
+        output, input_grad, weight_grad = measured_scale_factors(scale, seed=11)
+        assert output == pytest.approx(1, abs=1e-3) and input_grad == pytest.approx(1, abs=1e-3)
+        assert weight_grad == pytest.approx(1 / scale, rel=1e-3)
+
+
+def test_scale_factors_accept_tensors_and_a_remembered_triple_fails():
+    from fixtures.question_answers import failure
+    from vgcourse.grading import run_question
+
+    assert run_question("ex06.scale_factors", lambda a: (torch.tensor(1.0), 1, torch.tensor(1 / a)), seed=0).passed
+    remembered = (1.0, 1.0, 1 / 2.0)   # right for a = 2 only
+    assert "✗" in failure("ex06.scale_factors", lambda a: remembered)
+

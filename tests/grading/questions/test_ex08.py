@@ -3,9 +3,15 @@ what is wrong, and right answers written another way pass."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from fixtures.question_answers import assert_fails_with
+
+
+def _sigmoid(value):
+    return 1 / (1 + math.exp(-value))
 
 
 def _states(w_xh, w_hh, b, xs, h0):
@@ -43,9 +49,22 @@ WRONG = [
     ("ex08.hidden_jacobian_norm", norm_reversed, "expected"),
     ("ex08.hidden_jacobian_norm", lambda w_xh, w_hh, b, xs, h0: float(torch.linalg.matrix_norm(w_hh, ord=2)) ** len(xs),
      "expected"),
+    ("ex08.forget_path_factor", lambda forget_bias: 1 - _sigmoid(forget_bias), "you predicted"),  # 1 - f: the input gate's share
+    ("ex08.forget_path_factor", lambda forget_bias: _sigmoid(forget_bias) * (1 - _sigmoid(forget_bias)), "you predicted"),  # σ'
+    ("ex08.forget_path_factor", lambda forget_bias: 0.5, "you predicted"),  # σ(0): ignores the bias
+    ("ex08.forget_path_factor", lambda forget_bias: None, "positive number"),
 ]
 
 @pytest.mark.parametrize(("question_id", "answer", "message"), WRONG,
                          ids=[f"{q}-{getattr(a, '__name__', '?')}-{i}" for i, (q, a, _) in enumerate(WRONG)])
 def test_wrong_answer_fails_with_a_message(question_id, answer, message):
     assert_fails_with(question_id, answer, message)
+
+
+@pytest.mark.parametrize("forget_bias, expected", [(0.0, 0.5), (2.0, 1 / (1 + math.exp(-2.0))), (-1.0, 1 / (1 + math.exp(1.0)))])
+def test_the_measured_forget_path_factor_is_near_the_forget_gate(forget_bias, expected):
+    from vgcourse.grading.questions.ex08 import measured_forget_factor
+
+    measured = measured_forget_factor({"forget_bias": forget_bias, "hidden": 6, "steps": 20, "seed": 5})
+    assert measured == pytest.approx(expected, rel=0.05)
+    assert abs(measured - expected) > 1e-6  # measured in a real LSTM, not computed from the formula

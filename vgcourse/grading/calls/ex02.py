@@ -20,10 +20,14 @@ DEPTH_BOUND = Call(
     answered_by=("vgcourse.activations.product_bound",),
 )
 
-LAYERS_TO_VANISH = Call(
-    id="ex02.layers_to_vanish",
-    answer_name="layers_to_vanish",
-    run=lambda answer, case: answer(case["activation"], case["weight_norm"], case["threshold"]),
+PREDICTED_FACTOR = Call(
+    id="ex02.predicted_factor",
+    answer_name="predicted_factor",
+    run=lambda answer, case: answer(case["activation"], case["init"], case["weight_scale"]),
+    # measuring instead of predicting: the probes that measure the factor refuse in a grading kernel
+    answered_by=("vgcourse.probes.hidden_states.signal_decay_factor",
+                 "vgcourse.probes.hidden_states.hidden_gradient_norms",
+                 "vgcourse.probes.layers.layer_gradient_norms"),
 )
 
 SATURATED_FRACTION = Call(
@@ -33,4 +37,4 @@ SATURATED_FRACTION = Call(
     answered_by=("vgcourse.activations.saturated_fraction", "vgcourse.activations.saturated_mask"),
 )
 
-CALLS = (DEPTH_BOUND, LAYERS_TO_VANISH, SATURATED_FRACTION)
+CALLS = (DEPTH_BOUND, PREDICTED_FACTOR, SATURATED_FRACTION)

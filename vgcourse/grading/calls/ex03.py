@@ -68,10 +68,36 @@ HOOK = Call(
     answered_by=("vgcourse.probes.layers.layer_gradient_norms", "vgcourse.monitor.GradientMonitor"),
 )
 
+READING_NETWORKS: dict[str, dict[str, Any]] = {
+    "sigmoid": dict(activation="sigmoid"),
+    "ReLU": dict(activation="relu"),
+    "sigmoid + batch norm": dict(activation="sigmoid", batch_norm=True),
+    "tanh, Xavier × 8": dict(activation="tanh", init="xavier", weight_scale=8.0),
+}
+"""The four 10-layer, width-64 networks (seed 0) of exercise 03's figure, by their labels there:
+notebook 03's ``BASELINE`` and three changes of it."""
+
+
+def reading_network(label: str) -> nn.Module:
+    """The untrained network ``label`` of :data:`READING_NETWORKS`, sized for the digits."""
+    if label not in READING_NETWORKS:
+        raise ValueError(f"unknown network {label!r}; choose one of {list(READING_NETWORKS)}")
+    return deep_mlp(64, 10, depth=10, width=64, seed=0, **READING_NETWORKS[label])
+
+
+READING = Call(
+    id="ex03.read_the_plot",
+    answer_name="orders_of_magnitude",
+    run=lambda answer, case: answer(case["network"]),
+    # a value read off the figure, not measured again: the probes that measure it refuse
+    answered_by=("vgcourse.probes.layers.layer_gradient_norms",
+                 "vgcourse.probes.hidden_states.hidden_gradient_norms"),
+)
+
 STALLED = Call(
     id="ex03.stalled",
     answer_name="loss_stalled",
     run=lambda answer, case: answer(list(case["losses"]), case["window"], case["min_improvement"]),
 )
 
-CALLS = (HOOK, STALLED)
+CALLS = (HOOK, STALLED, READING)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from vgcourse.grading.answering import Call
 
 
-LEAKY_RELU_DERIVATIVE = Call(
-    id="ex04.leaky_relu_derivative",
-    answer_name="leaky_relu_derivative",
-    run=lambda answer, case: answer(case["x"], case["slope"]),
-    answered_by=("vgcourse.activations._leaky_relu_derivative",),
+LEAKY_RELU_GAIN = Call(
+    id="ex04.leaky_relu_gain",
+    answer_name="leaky_relu_gain",
+    run=lambda answer, case: answer(case["slope"]),
 )
 
 DEAD_FRACTION = Call(
@@ -20,4 +17,4 @@ DEAD_FRACTION = Call(
     run=lambda answer, case: answer(case["outputs"]),
 )
 
-CALLS = (LEAKY_RELU_DERIVATIVE, DEAD_FRACTION)
+CALLS = (LEAKY_RELU_GAIN, DEAD_FRACTION)

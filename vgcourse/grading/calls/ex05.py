@@ -43,4 +43,11 @@ INIT_LINEAR = Call(
     answered_by=("vgcourse.models._initialize",),
 )
 
-CALLS = (INIT_STD, INIT_LINEAR)
+LAYER_GAIN = Call(
+    id="ex05.layer_gain",
+    answer_name="layer_gain",
+    run=lambda answer, case: answer(case["activation"], case["init"], case["width"]),
+    answered_by=("vgcourse.probes.variance.variance_gain",),
+)
+
+CALLS = (INIT_STD, INIT_LINEAR, LAYER_GAIN)

@@ -13,11 +13,11 @@ def _forward_call(answer: Any, case: Case) -> Any:
     return answer(case["x"], case["gamma"], case["beta"], eps=case["eps"])
 
 
-def _stats_call(answer: Any, case: Case) -> Any:
-    args = (case["running_mean"], case["running_var"], case["x"])
-    result = answer(*args) if case["_default"] else answer(*args, momentum=case["momentum"])
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise TypeError(f"update_running_stats must return a pair (mean, var), got {type(result).__name__}")
+def _scale_call(answer: Any, case: Case) -> Any:
+    result = answer(case["scale"])
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        raise TypeError(f"scale_factors must return three numbers (output, input gradient, weight gradient), "
+                        f"got {type(result).__name__}")
     return list(result)
 
 
@@ -27,10 +27,10 @@ BATCHNORM_FORWARD = Call(
     run=_forward_call,
 )
 
-RUNNING_STATS = Call(
-    id="ex06.running_stats",
-    answer_name="update_running_stats",
-    run=_stats_call,
+SCALE_FACTORS = Call(
+    id="ex06.scale_factors",
+    answer_name="scale_factors",
+    run=_scale_call,
 )
 
-CALLS = (BATCHNORM_FORWARD, RUNNING_STATS)
+CALLS = (BATCHNORM_FORWARD, SCALE_FACTORS)

@@ -44,4 +44,10 @@ RESIDUAL_JACOBIAN = Call(
     run=lambda answer, case: answer(case["weight"], case["bias"], case["x"]),
 )
 
-CALLS = (RESIDUAL_BLOCK, RESIDUAL_JACOBIAN)
+RESIDUAL_GROWTH = Call(
+    id="ex07.residual_growth",
+    answer_name="residual_growth",
+    run=lambda answer, case: answer(case["alpha"], case["depth"]),
+)
+
+CALLS = (RESIDUAL_BLOCK, RESIDUAL_JACOBIAN, RESIDUAL_GROWTH)

@@ -26,4 +26,10 @@ HIDDEN_JACOBIAN_NORM = Call(
     run=_call,
 )
 
-CALLS = (RNN_STATES, HIDDEN_JACOBIAN_NORM)
+FORGET_PATH_FACTOR = Call(
+    id="ex08.forget_path_factor",
+    answer_name="forget_path_factor",
+    run=lambda answer, case: answer(case["forget_bias"]),
+)
+
+CALLS = (RNN_STATES, HIDDEN_JACOBIAN_NORM, FORGET_PATH_FACTOR)

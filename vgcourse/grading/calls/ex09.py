@@ -44,4 +44,10 @@ CLIP_BY_VALUE = Call(
     run=_value_call,
 )
 
-CALLS = (CLIP_BY_NORM, CLIP_BY_VALUE)
+GRADIENT_GROWTH = Call(
+    id="ex09.gradient_growth",
+    answer_name="gradient_growth",
+    run=lambda answer, case: answer(case["scale"], case["depth"], case["layer"]),
+)
+
+CALLS = (CLIP_BY_NORM, CLIP_BY_VALUE, GRADIENT_GROWTH)

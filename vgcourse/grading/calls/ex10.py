@@ -9,16 +9,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
+from torch import nn
 
 from vgcourse.data import digits
 from vgcourse.experiments import BASELINE, Setup
 from vgcourse.grading.answering import Call, Case
 from vgcourse.models import DeepMLP, deep_mlp
+from vgcourse.mystery import FrozenBatchNorm1d
 
 
 PROBLEMS = ("vanishing", "exploding", "dead", "healthy")
 """The answers ``diagnose_model`` may give."""
+
+DIAGNOSE_CASES = 6
+"""Models one ``ex10.diagnose`` check hands the answer: every problem at least once."""
 
 DEPTH = BASELINE.depth
 MAX_WIDTH = 64
@@ -33,13 +37,16 @@ WIDTH = 64
 
 
 def build_case_model(case: Case) -> DeepMLP:
-    """The untrained digits classifier a ``ex10.diagnose`` case describes."""
+    """The untrained digits classifier a ``ex10.diagnose`` case describes: a ``deep_mlp`` with the
+    case's depth, activation, init and weight scale, its hidden biases set to ``hidden_bias`` (if
+    not None), and with ``frozen_norm`` a ``FrozenBatchNorm1d`` after every hidden linear map."""
     model = deep_mlp(64, 10, case["depth"], WIDTH, activation=case["activation"], init=case["init"],
-                     weight_scale=case["weight_scale"], seed=case["seed"])
-    if case["hidden_bias"] is not None:
-        with torch.no_grad():
-            for layer in list(model)[:-1]:
-                layer.linear.bias.fill_(case["hidden_bias"])
+                     weight_scale=case["weight_scale"], batch_norm=case["frozen_norm"], seed=case["seed"])
+    for layer in list(model)[:-1]:
+        if case["frozen_norm"]:
+            layer.norm = FrozenBatchNorm1d(WIDTH)
+        if case["hidden_bias"] is not None:
+            nn.init.constant_(layer.linear.bias, case["hidden_bias"])
     return model
 
 
@@ -58,6 +65,8 @@ DIAGNOSE = Call(
     id="ex10.diagnose",
     answer_name="diagnose_model",
     run=_diagnose_call,
+    # diagnose() (and examine(), which calls it) would write the rule for the learner
+    answered_by=("vgcourse.diagnosis.diagnose",),
 )
 
 FIX = Call(

@@ -1,18 +1,20 @@
-"""Exercise 02, saturation and depth: the bound through L layers, when it vanishes, saturated units."""
+"""Exercise 02, saturation and depth: the bound through L layers, the per-layer factor predicted, saturated units."""
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
+import functools
 from typing import Any
 
 import torch
 
 from vgcourse.activations import derivative_bound, saturated_fraction
+from vgcourse.data import digits
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor
 from vgcourse.grading.calls import ex02 as calls
 from vgcourse.grading.question import Case, Question, close_numbers
-from vgcourse.validation import is_int
+from vgcourse.models import deep_mlp
+from vgcourse.probes.hidden_states import signal_decay_factor
+from vgcourse.validation import is_real
 
 BOUND_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
@@ -38,81 +40,48 @@ def _depth_bound(case: Case) -> float:
     return (derivative_bound(case["activation"]) * case["weight_norm"]) ** case["depth"]
 
 
-# ---- layers_to_vanish --------------------------------------------------------------------------
+# ---- predicted_factor -------------------------------------------------------------------------
 
-def _exact_power_cases() -> list[tuple[float, int]]:
-    """``(q, L)`` with ``q**L`` exact in float64 but ``log(q**L) / log(q)`` a hair below ``L``.
+FACTOR_TOLERANCE = 0.15
+"""How far (relative) a prediction may sit from the measured factor and still pass."""
 
-    There the bound *equals* the threshold at depth ``L``, and both ``ceil`` and ``floor + 1`` of
-    the logarithm ratio give ``L`` instead of the right answer ``L + 1``.
-    """
-    found = []
-    for numerator, exponent in ((3, 4), (3, 5), (3, 6), (5, 5), (7, 4)):  # q = 3/16, 3/32, ...
-        q = numerator / 2**exponent
-        for depth in range(2, 16):
-            threshold = q**depth
-            if Fraction(threshold) == Fraction(numerator, 2**exponent) ** depth \
-                    and math.log(threshold) / math.log(q) < depth:
-                found.append((q, depth))
-    return found or [(0.1875, 5), (0.046875, 3)]  # exact powers still, should this libm's log be exact
+FACTOR_INITS = ("default", "xavier")
+FACTOR_DEPTH, FACTOR_WIDTH, FACTOR_BATCH = 20, 64, 256
 
 
-_EXACT_BELOW = tuple(_exact_power_cases())
+def _factor_cases(generator: torch.Generator) -> list[Case]:
+    """Every activation with both initializations, in random order, each at a random weight scale
+    between 0.25 and 1 (where the small-input prediction holds) and a random seed."""
+    pairs = [(name, init) for name in BOUND_ACTIVATIONS for init in FACTOR_INITS]
+    order = torch.randperm(len(pairs), generator=generator).tolist()
+    return [{"activation": pairs[i][0], "init": pairs[i][1],
+             "weight_scale": round(random_float(generator, 0.25, 1.0), 2),
+             "seed": random_int(generator, 0, 2**31 - 1)} for i in order]
 
 
-def _vanish_cases(generator: torch.Generator) -> list[Case]:
-    cases: list[Case] = []
-    # The bound hits the threshold exactly; the log ratio comes out exactly L (so ceil is wrong).
-    depth = random_int(generator, 2, 12)
-    cases.append({"activation": "sigmoid", "weight_norm": 1.0, "threshold": 0.25**depth})
-    # The bound hits the threshold exactly; the log ratio comes out a hair below L.
-    q, depth = _pick(generator, _EXACT_BELOW)
-    name = _pick(generator, BOUND_ACTIVATIONS)
-    cases.append({"activation": name, "weight_norm": q / derivative_bound(name), "threshold": q**depth})
-    # Random: the threshold sits well between two consecutive powers of the factor.
-    for low, high in ((0.05, 0.5), (0.5, 0.9), (0.9, 0.995)):
-        name = _pick(generator, BOUND_ACTIVATIONS)
-        weight_norm = random_float(generator, low, high) / derivative_bound(name)
-        q = derivative_bound(name) * weight_norm
-        depth = random_int(generator, 0, 25) if high < 0.95 else random_int(generator, 0, 400)
-        threshold = q ** (depth + random_float(generator, 0.1, 0.9))
-        cases.append({"activation": name, "weight_norm": weight_norm, "threshold": threshold})
-    # One layer is already enough.
-    name = _pick(generator, BOUND_ACTIVATIONS)
-    weight_norm = random_float(generator, 0.2, 0.6) / derivative_bound(name)
-    cases.append({"activation": name, "weight_norm": weight_norm,
-                  "threshold": random_float(generator, 0.7, 0.99)})
-    return cases
+@functools.cache
+def _factor_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    data = digits(seed=0)  # notebook 02's batch: the first 256 training digits
+    return data.x_train[:FACTOR_BATCH], data.y_train[:FACTOR_BATCH]
 
 
-def _layers_to_vanish(case: Case) -> int:
-    """Exact answer: the smallest L >= 1 with q**L < threshold, in rational arithmetic."""
-    q = Fraction(derivative_bound(case["activation"])) * Fraction(case["weight_norm"])
-    threshold = Fraction(case["threshold"])
-    estimate = max(1, math.floor(math.log(case["threshold"]) / math.log(float(q))) - 1)
-    depth = estimate
-    while depth > 1 and q ** (depth - 1) < threshold:
-        depth -= 1
-    while q**depth >= threshold:
-        depth += 1
-    return depth
+def _measured_factor(case: Case) -> float:
+    model = deep_mlp(64, 10, depth=FACTOR_DEPTH, width=FACTOR_WIDTH, activation=case["activation"],
+                     init=case["init"], weight_scale=case["weight_scale"], seed=case["seed"])
+    return signal_decay_factor(model, *_factor_batch())
 
 
-def _compare_depth(got: Any, want: int, case: Case) -> str | None:
-    if isinstance(got, float) and got.is_integer():
-        return f"return an int (a number of layers), not the float {got!r}"
-    if not is_int(got):
-        return f"expected an int, got {type(got).__name__}"
-    if got == want:
-        return None
-    q, threshold = derivative_bound(case["activation"]) * case["weight_norm"], case["threshold"]
-    if got < 1:
-        return f"expected {want}, got {got}: the depth is at least 1"
-    if got < want:
-        return (f"expected {want}, got {got}: at depth {got} the bound q**{got} = {q**got!r} "
-                f"(q = {q!r}) is not below the threshold {threshold!r}")
-    return (f"expected {want}, got {got}: already at depth {want} the bound q**{want} = {q**want!r} "
-            f"(q = {q!r}) is below the threshold {threshold!r}")
+def _compare_factor(got: Any, measured: float, case: Case) -> str | None:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got):
+        return f"expected a number (your predicted factor), got {type(got).__name__}"
+    off = got / measured - 1
+    if not abs(off) <= FACTOR_TOLERANCE:
+        direction = "too large" if off > 0 else "too small"
+        return (f"your prediction {got:.3g} is {direction}: {abs(off):.0%} away from the measured factor "
+                f"(within {FACTOR_TOLERANCE:.0%} passes)")
+    return None
 
 
 # ---- saturated_fraction ------------------------------------------------------------------------
@@ -175,7 +144,7 @@ def _saturation(case: Case) -> float:
 QUESTIONS = (
     Question(
         answer=calls.DEPTH_BOUND,
-        points=2,
+        points=1,
         task="return (sup f′ · weight_norm) ** depth for activation 'sigmoid', 'tanh' or 'relu'",
         hint="sup f′ is 1/4 for the sigmoid and 1 for tanh and ReLU; each of the `depth` layers "
              "contributes one derivative factor and one weight matrix; depth 0 gives 1.",
@@ -184,15 +153,17 @@ QUESTIONS = (
         compare=lambda got, want, case: close_numbers(got, want, rtol=1e-6, atol=0.0),
     ),
     Question(
-        answer=calls.LAYERS_TO_VANISH,
+        answer=calls.PREDICTED_FACTOR,
         points=2,
-        task="return the smallest depth L >= 1 at which (sup f′ · weight_norm) ** L < threshold",
-        hint="The bound must be strictly below the threshold: where it equals the threshold exactly, "
-             "one more layer is needed. log(threshold) / log(q) can land a hair on either side of an "
-             "integer, so check your candidate with the bound itself (or just multiply layer by layer).",
-        cases=_vanish_cases,
-        expected=_layers_to_vanish,
-        compare=_compare_depth,
+        task="predict the factor per layer by which the backward signal ‖∂L/∂h_l‖ shrinks in a 20-layer, "
+             "width-64 network (activation, init 'default' or 'xavier', weight_scale), before measuring it",
+        hint="One hidden layer multiplies the signal by about √(n·Var(w)) · √E[f′(z)²] (notebook 02). "
+             "PyTorch's default init has Var(w) = 1/(3n), Xavier's 2/(n_in + n_out) = 1/n for square layers, "
+             "and weight_scale multiplies every weight. With small pre-activations f′ ≈ f′(0): 1/4 for the "
+             "sigmoid, 1 for tanh, and 1 on half the units for ReLU.",
+        cases=_factor_cases,
+        expected=_measured_factor,
+        compare=_compare_factor,
     ),
     Question(
         answer=calls.SATURATED_FRACTION,

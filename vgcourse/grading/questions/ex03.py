@@ -1,18 +1,22 @@
-"""Exercise 03, detection: per-layer gradient norms recorded with hooks, and a stalled loss."""
+"""Exercise 03, detection: per-layer gradient norms recorded with hooks, a stalled loss, and a gradient
+profile read off a figure."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as module_globals
 
+from vgcourse.data import digits
 from vgcourse.grading.cases import random_float, random_int
 from vgcourse.grading.calls import ex03 as calls
-from vgcourse.grading.calls.ex03 import build_model, previous_grads
+from vgcourse.grading.calls.ex03 import READING_NETWORKS, build_model, previous_grads, reading_network
 from vgcourse.grading.question import Case, Question
 from vgcourse.models import deep_mlp, layer_names, linear_layers
+from vgcourse.probes.layers import layer_gradient_norms
 from vgcourse.training import task_loss
 from vgcourse.validation import is_real
 
@@ -176,6 +180,36 @@ def _compare_bool(got: Any, want: bool, case: Case) -> str | None:
     return None
 
 
+# ---- read_the_plot ---------------------------------------------------------------------------
+
+READING_TOLERANCE = 0.5
+"""How far (in powers of ten) a reading may sit from the measured value and still pass."""
+
+
+def _reading_cases(generator: torch.Generator) -> list[Case]:
+    order = torch.randperm(len(READING_NETWORKS), generator=generator).tolist()
+    labels = list(READING_NETWORKS)
+    return [{"network": labels[i]} for i in order]
+
+
+def _measured_orders(case: Case) -> float:
+    data = digits(seed=0)  # the figure's batch: the first 256 training digits
+    norms = layer_gradient_norms(reading_network(case["network"]), data.x_train[:256], data.y_train[:256])
+    return math.log10(norms[0] / norms[-1])
+
+
+def _compare_reading(got: Any, measured: float, case: Case) -> str | None:
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got):
+        return f"expected a number (a power of ten read off the figure), got {type(got).__name__}"
+    if not abs(got - measured) <= READING_TOLERANCE:
+        side = "too high" if got > measured else "too low"
+        return (f"your reading {got:g} for {case['network']!r} is {side}: more than half a power of ten "
+                "from the curve")
+    return None
+
+
 QUESTIONS = (
     Question(
         answer=calls.HOOK,
@@ -201,5 +235,18 @@ QUESTIONS = (
         cases=_stall_cases,
         expected=_stalled,
         compare=_compare_bool,
+    ),
+    Question(
+        answer=calls.READING,
+        points=1,
+        task="return log10(‖∂L/∂W‖ of layer 1 / ‖∂L/∂W‖ of layer 10) for each network of the figure, "
+             "read off the figure (negative when layer 1 gets less)",
+        hint="The y-axis is logarithmic: its labels are powers of ten, and equal steps are equal factors. "
+             "For each curve read its value at layer 1 and at layer 10, and count the powers of ten between "
+             "them, negative if layer 1 is lower: layer 1 at 10⁻⁵ and layer 10 at 10⁻¹ would give −4. "
+             "Half a power of ten either way passes.",
+        cases=_reading_cases,
+        expected=_measured_orders,
+        compare=_compare_reading,
     ),
 )

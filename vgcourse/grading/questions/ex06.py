@@ -1,15 +1,18 @@
-"""Exercise 06, batch normalization: the training-mode forward pass and the running averages."""
+"""Exercise 06, batch normalization: the training-mode forward pass, and how it answers a change of weight scale."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
 from vgcourse.grading.calls import ex06 as calls
-from vgcourse.grading.question import Case, Question, close_tensors
+from vgcourse.grading.question import Case, Passed, Question, close_tensors
+from vgcourse.validation import is_real
 
 
 def _tolerance(dtype: torch.dtype) -> dict[str, float]:
@@ -82,58 +85,62 @@ def _forward_compare(got: Any, expected: Tensor, case: Case) -> str | None:
     return problem
 
 
-# ---- ex06.running_stats -----------------------------------------------------------------------
+# ---- ex06.scale_factors ----------------------------------------------------------------------
 
-DEFAULT_MOMENTUM = 0.1
+SCALE_TOLERANCE = 0.01
+"""How far (relative) a predicted factor may be from the measured one. The measurement's own error
+is the ε inside the square root: below 0.1 % for the cases' pre-activation spreads and scales."""
 
-
-def _stats_case(generator: torch.Generator, x: Tensor, momentum: float | None) -> Case:
-    features = x.shape[1]
-    running_mean = random_tensor(generator, (features,), 1.0, x.dtype)
-    running_var = (0.2 + torch.rand(features, generator=generator, dtype=torch.float64) * 3).to(x.dtype)
-    return {"running_mean": running_mean, "running_var": running_var, "x": x,
-            "momentum": DEFAULT_MOMENTUM if momentum is None else momentum, "_default": momentum is None}
+FACTORS = ("the output ẑ", "the gradient reaching the layer's input, ∂L/∂h", "the weight gradient ∂L/∂W")
+"""What the three numbers of an answer are, in order."""
 
 
-def _stats_cases(generator: torch.Generator) -> list[Case]:
-    cases = [_stats_case(generator, random_tensor(generator, (2, random_int(generator, 1, 5)), 2.0), None)]
-    for dtype in (torch.float32, random_dtype(generator)):
-        shape = (random_int(generator, 3, 12), random_int(generator, 1, 6))
-        x = random_float(generator, -3, 3) + random_tensor(generator, shape, 2.0)
-        cases.append(_stats_case(generator, x.to(dtype), random_float(generator, 0.01, 0.4)))
-    # momentum 1 keeps only the batch; a constant feature has batch variance 0
-    x = random_tensor(generator, (random_int(generator, 3, 8), random_int(generator, 2, 4)), 1.5)
-    x[:, 0] = random_float(generator, -2, 2)
-    cases.append(_stats_case(generator, x, 1.0))
-    return cases
+def measured_scale_factors(scale: float, seed: int) -> list[float]:
+    """Measure by how much ``ẑ = BN(W h + b)`` (training mode, γ = 1, β = 0, ε = 1e-5), the gradient
+    ``∂L/∂h`` and the gradient ``∂L/∂W`` change, as ratios of L2 norms, when ``W`` is multiplied by
+    ``scale``. One random layer (float64, from ``seed``): a batch of 64 inputs ``h``, ``W`` with
+    entries of variance ``1/fan_in`` and a random gradient arriving at ``ẑ`` (the loss is ``Σ g·ẑ``).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    fan_in, fan_out = random_int(generator, 8, 32), random_int(generator, 4, 16)
+    h = random_tensor(generator, (64, fan_in))
+    weight = random_tensor(generator, (fan_out, fan_in), fan_in ** -0.5)
+    bias = random_tensor(generator, (fan_out,))
+    upstream = random_tensor(generator, (64, fan_out))
+
+    def norms(w: Tensor) -> list[float]:
+        h_ = h.clone().requires_grad_(True)
+        w_ = w.clone().requires_grad_(True)
+        out = F.batch_norm(h_ @ w_.T + bias, None, None, training=True, eps=DEFAULT_EPS)
+        grad_h, grad_w = torch.autograd.grad((out * upstream).sum(), (h_, w_))
+        return [float(t.detach().norm()) for t in (out, grad_h, grad_w)]
+
+    return [new / old for new, old in zip(norms(scale * weight), norms(weight))]
 
 
-def _stats_expected(case: Case) -> list[Tensor]:
-    x = case["x"]
-    norm = _batch_norm(x.shape[1], DEFAULT_EPS, case["momentum"])
-    with torch.no_grad():
-        norm.running_mean.copy_(case["running_mean"].double())
-        norm.running_var.copy_(case["running_var"].double())
-        norm(x.double())
-    return [norm.running_mean.to(x.dtype), norm.running_var.to(x.dtype)]
+def _scale_cases(generator: torch.Generator) -> list[Case]:
+    # small, near 1 and large scales, in a random order: one remembered triple cannot pass them all
+    scales = [random_float(generator, 0.1, 0.5), random_float(generator, 0.6, 0.9),
+              random_float(generator, 1.5, 3.0), random_float(generator, 4.0, 10.0)]
+    order = torch.randperm(len(scales), generator=generator).tolist()
+    return [{"scale": scales[i], "seed": random_int(generator, 0, 2**31 - 1)} for i in order]
 
 
-def _stats_compare(got: Any, expected: list[Tensor], case: Case) -> str | None:
-    if not isinstance(got, list) or len(got) != 2:
-        return "expected a pair (new running mean, new running variance)"
-    tol = _tolerance(expected[0].dtype)
-    for value, want, what in zip(got, expected, ("running mean", "running variance")):
-        problem = close_tensors(value, want, **tol) or _same_dtype(value, want.dtype, f"the new {what}")
-        if problem is None:
-            continue
-        if what == "running variance" and isinstance(value, Tensor) and value.shape == want.shape:
-            x = case["x"].double()
-            momentum = case["momentum"]
-            biased = (1 - momentum) * case["running_var"].double() + momentum * x.var(0, unbiased=False)
-            if torch.allclose(value.double(), biased, **tol):
-                return f"new {what}: {problem} — it matches the biased batch variance (÷B)"
-        return f"new {what}: {problem}"
-    return None
+def _scale_compare(got: Any, measured: list[float], case: Case) -> str | Passed:
+    if isinstance(got, list):
+        got = [float(v) if isinstance(v, Tensor) and v.numel() == 1 else v for v in got]
+    if not isinstance(got, list) or len(got) != 3 or not all(is_real(v) and math.isfinite(v) for v in got):
+        return f"expected three finite numbers (output, input-gradient and weight-gradient factors), got {got!r}"
+    a = case["scale"]
+    for predicted, value, what in zip(got, measured, FACTORS):
+        if abs(predicted - value) > SCALE_TOLERANCE * abs(value):
+            note = ""
+            if abs(predicted - a) <= SCALE_TOLERANCE * a and abs(value - a) > SCALE_TOLERANCE * a:
+                note = " — that is what a layer without batch norm would do; batch norm divides by σ_B, which scales too"
+            return (f"with W multiplied by {a:.4g}, {what} changes by a factor {value:.4f} (measured), "
+                    f"you predicted {predicted:.4g}{note}")
+    return Passed(f"W × {a:.3g}: measured factors {measured[0]:.4f}, {measured[1]:.4f}, {measured[2]:.4f} "
+                  f"(1/{a:.3g} = {1 / a:.4f})")
 
 
 QUESTIONS = (
@@ -149,13 +156,15 @@ QUESTIONS = (
         compare=_forward_compare,
     ),
     Question(
-        answer=calls.RUNNING_STATS,
+        answer=calls.SCALE_FACTORS,
         points=2,
-        task="return the (running_mean, running_var) that nn.BatchNorm1d stores after one training-mode forward of x",
-        hint="new = (1 − momentum)·old + momentum·batch statistic. The forward pass normalizes with the biased "
-             "variance, but the stored running_var uses the unbiased one, x.var(0, unbiased=True) (÷(B−1)).",
-        cases=_stats_cases,
-        expected=_stats_expected,
-        compare=_stats_compare,
+        task="return the factors (output, ∂L/∂h, ∂L/∂W) by which a layer ẑ = BN(W h + b) changes when W is "
+             "multiplied by `scale`; the check measures them on a real layer",
+        hint="Multiplying W by a multiplies W h and its batch spread σ_B by a (the bias goes with the batch mean). "
+             "Forward, the two cancel. Backward, batch norm multiplies by γ/σ_B, so ∂L/∂(W h) changes by 1/a; "
+             "then ∂L/∂h = Wᵀ ∂L/∂(W h) and ∂L/∂W = ∂L/∂(W h) hᵀ.",
+        cases=_scale_cases,
+        expected=lambda case: measured_scale_factors(case["scale"], case["seed"]),
+        compare=_scale_compare,
     ),
 )

@@ -1,15 +1,17 @@
-"""Exercise 07, residual connections: a residual block and its Jacobian I + ∂F/∂x."""
+"""Exercise 07, residual connections: a block, its Jacobian I + ∂F/∂x, and how a stack of blocks grows the signal."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from vgcourse.grading.cases import random_dtype, random_int, random_tensor, tolerance
+from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
 from vgcourse.grading.calls import ex07 as calls
-from vgcourse.grading.question import Case, Question, close_tensors
+from vgcourse.grading.question import Case, Passed, Question, close_tensors
+from vgcourse.validation import is_real
 
 
 def _block_output(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
@@ -110,6 +112,56 @@ def _jacobian_compare(got: Any, expected: Tensor, case: Case) -> str | None:
     return problem
 
 
+# ---- ex07.residual_growth ---------------------------------------------------------------------
+
+GROWTH_WIDTH, GROWTH_BATCH = 256, 256
+"""The stack the check measures: blocks of this width, on a batch of this many random inputs."""
+
+GROWTH_TOLERANCE = 0.06
+"""How far (relative) a prediction may be from the measured growth. For the cases' α and depths
+(α²·depth ≤ 2) the measurement's own spread is about 1 % (at most about 3 % in 150 draws): a
+prediction within 6 % is right, and the wrong ideas (no growth, (1 + α)^L, (1 + α²)^L) miss by more."""
+
+
+def measured_growth(alpha: float, depth: int, seed: int) -> float:
+    """RMS(h_L) / RMS(h_0) through ``depth`` linear residual blocks ``h ← h + α W h``, each ``W``
+    with independent N(0, 1/width) entries, on a batch of random Gaussian inputs (from ``seed``)."""
+    generator = torch.Generator().manual_seed(seed)
+    h0 = torch.randn(GROWTH_BATCH, GROWTH_WIDTH, generator=generator)
+    h = h0
+    for _ in range(depth):
+        weight = torch.randn(GROWTH_WIDTH, GROWTH_WIDTH, generator=generator) / GROWTH_WIDTH ** 0.5
+        h = h + alpha * h @ weight.T
+    return float(h.double().pow(2).mean().sqrt() / h0.double().pow(2).mean().sqrt())
+
+
+def _growth_cases(generator: torch.Generator) -> list[Case]:
+    long = random_int(generator, 10, 50)
+    settings = [
+        (random_float(generator, 0.1, 0.2), random_int(generator, 20, 50)),   # small branches, many blocks
+        (random_float(generator, 0.25, 0.35), random_int(generator, 8, 16)),
+        (random_float(generator, 0.4, 0.5), random_int(generator, 4, 8)),     # large branches, few blocks
+        (1 / long ** 0.5, long),                                              # α = 1/√L
+        (0.0, random_int(generator, 1, 20)),                                  # no branch at all
+    ]
+    order = torch.randperm(len(settings), generator=generator).tolist()
+    return [{"alpha": settings[i][0], "depth": settings[i][1], "seed": random_int(generator, 0, 2**31 - 1)}
+            for i in order]
+
+
+def _growth_compare(got: Any, measured: float, case: Case) -> str | Passed:
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got) or not math.isfinite(got):
+        return f"expected a finite number (the growth factor), got {got!r}"
+    alpha, depth = case["alpha"], case["depth"]
+    if abs(got - measured) > GROWTH_TOLERANCE * measured:
+        note = (" — the identity path passes the signal on, but every branch adds to it" if abs(got - 1) < 1e-9
+                else "")
+        return f"α = {alpha:.4g}, {depth} blocks: measured growth {measured:.4g}, you predicted {got:.4g}{note}"
+    return Passed(f"α = {alpha:.3g}, {depth} blocks: you predicted {got:.4g}, measured {measured:.4g}")
+
+
 QUESTIONS = (
     Question(
         answer=calls.RESIDUAL_BLOCK,
@@ -131,5 +183,17 @@ QUESTIONS = (
         cases=_jacobian_cases,
         expected=_jacobian_expected,
         compare=_jacobian_compare,
+    ),
+    Question(
+        answer=calls.RESIDUAL_GROWTH,
+        points=2,
+        task="return the factor RMS(h_L) / RMS(h_0) by which `depth` residual blocks h ← h + α W h (W with "
+             "N(0, 1/width) entries) grow the signal; the check measures it",
+        hint="One block: E‖h + α W h‖² = ‖h‖² + 2α E[hᵀ W h] + α² E‖W h‖². The middle term has mean 0, and with "
+             "Var(w) = 1/width, E‖W h‖² = ‖h‖². The mean square multiplies by the same factor in every block; "
+             "the RMS is its square root.",
+        cases=_growth_cases,
+        expected=lambda case: measured_growth(case["alpha"], case["depth"], case["seed"]),
+        compare=_growth_compare,
     ),
 )

@@ -1,16 +1,20 @@
-"""Exercise 08, backpropagation through time: a vanilla RNN's states and ‖∂h_T/∂h_0‖."""
+"""Exercise 08, backpropagation through time: a vanilla RNN's states and ‖∂h_T/∂h_0‖, and the factor per step
+of an LSTM's cell path, predicted from its forget-gate bias, then measured."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
 from vgcourse.grading.calls import ex08 as calls
 from vgcourse.grading.calls.ex08 import ARGUMENTS
-from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors
+from vgcourse.validation import is_real
 
 
 def _states(case: Case, h0: Tensor | None = None) -> Tensor:
@@ -114,6 +118,60 @@ def _norm_compare(got: Any, expected: float, case: Case) -> str | None:
     return problem
 
 
+# ---- ex08.forget_path_factor ------------------------------------------------------------------
+
+FORGET_WEIGHT = 0.01
+"""Every weight of the measured LSTM is drawn from U(−0.01, 0.01): each gate sees little more than its bias."""
+
+FORGET_TOLERANCE = 0.1
+"""How far the prediction may be from the measured factor per step, relative. The small weights move the
+measurement up to about 4 % off σ(bias) (50 case sets); the plausible wrong answers (1 − σ, σ', 1/2) are each
+at least 19 % off on some case of every set: the biases come from [−2, −0.5], [0.5, 1.5], [2, 4] and 0."""
+
+
+def measured_forget_factor(case: Case) -> float:
+    """‖∂c_T/∂c_0‖^(1/T), the spectral norm of the cell path's Jacobian per step, of an ``nn.LSTM`` with weights
+    in ±0.01, zero biases except the forget gate's (``forget_bias``), on random inputs in [0, 1]; float64."""
+    generator = torch.Generator().manual_seed(case["seed"])
+    hidden, steps = case["hidden"], case["steps"]
+    with torch.random.fork_rng(devices=[]):
+        core = nn.LSTM(2, hidden, batch_first=True).double()
+    with torch.no_grad():
+        for param in core.parameters():
+            param.copy_((2 * torch.rand(param.shape, generator=generator, dtype=torch.float64) - 1) * FORGET_WEIGHT)
+        core.bias_ih_l0.zero_()
+        core.bias_hh_l0.zero_()
+        core.bias_ih_l0[hidden:2 * hidden] = case["forget_bias"]  # PyTorch's gate order: input, forget, cell, output
+    x = torch.rand(1, steps, 2, generator=generator, dtype=torch.float64)
+    h0 = torch.zeros(1, 1, hidden, dtype=torch.float64)
+    c0 = torch.randn(hidden, generator=generator, dtype=torch.float64)
+
+    def last_cell(c: Tensor) -> Tensor:
+        return core(x, (h0, c.view(1, 1, hidden)))[1][1].view(hidden)
+
+    jacobian = torch.autograd.functional.jacobian(last_cell, c0)
+    return float(torch.linalg.matrix_norm(jacobian, ord=2)) ** (1 / steps)
+
+
+def _forget_cases(generator: torch.Generator) -> list[Case]:
+    biases = [random_float(generator, -2.0, -0.5), random_float(generator, 0.5, 1.5), random_float(generator, 2.0, 4.0),
+              0.0]
+    order = torch.randperm(len(biases), generator=generator).tolist()
+    return [{"forget_bias": biases[i], "hidden": random_int(generator, 4, 12), "steps": random_int(generator, 10, 30),
+             "seed": random_int(generator, 0, 10**6)} for i in order]
+
+
+def _compare_forget(got: Any, measured: float, case: Case) -> str | Passed:
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got) or not math.isfinite(got) or got <= 0:
+        return f"expected a positive number (the factor per time step), got {got!r}"
+    if abs(got / measured - 1) > FORGET_TOLERANCE:
+        return (f"you predicted {got:.4g}; measured over {case['steps']} steps of an LSTM with forget-gate bias "
+                f"{case['forget_bias']:.3g}: {measured:.4g} per step (within {FORGET_TOLERANCE:.0%} passes)")
+    return Passed(f"forget bias {case['forget_bias']:.3g}: predicted {got:.3g}, measured {measured:.3g} per step")
+
+
 QUESTIONS = (
     Question(
         answer=calls.RNN_STATES,
@@ -134,5 +192,16 @@ QUESTIONS = (
         cases=_norm_cases,
         expected=_norm_expected,
         compare=_norm_compare,
+    ),
+    Question(
+        answer=calls.FORGET_PATH_FACTOR,
+        points=2,
+        task="predict the factor per time step, ‖∂c_T/∂c_0‖^(1/T), of the cell path of an LSTM whose forget-gate "
+             "biases are all forget_bias and whose weights are tiny (±0.01)",
+        hint="Along the cell path ∂c_t/∂c_{t−1} = diag(f_t) (notebook 08). With tiny weights a gate is the sigmoid "
+             "of little more than its bias.",
+        cases=_forget_cases,
+        expected=measured_forget_factor,
+        compare=_compare_forget,
     ),
 )

@@ -1,4 +1,5 @@
-"""Exercise 09, gradient clipping: clip by total norm and clip by value, in place, like torch.nn.utils."""
+"""Exercise 09, gradient clipping: clip by total norm and clip by value, in place, like torch.nn.utils; and the
+growth of every layer's gradient when all weights are scaled, predicted, then measured."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from torch import Tensor, nn
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor, tolerance
 from vgcourse.grading.calls import ex09 as calls
 from vgcourse.grading.calls.ex09 import given_grads, given_parameters
-from vgcourse.grading.question import Case, Question, close_numbers, close_tensors
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors
+from vgcourse.models import deep_mlp, linear_layers
+from vgcourse.validation import is_real
 
 
 def _parameter_case(
@@ -143,6 +146,52 @@ def _value_compare(got: Any, expected: list[Tensor | None], case: Case) -> str |
     return problem
 
 
+# ---- ex09.gradient_growth ---------------------------------------------------------------------
+
+GROWTH_TOLERANCE = 0.02
+"""How far the prediction may be from the measured growth, relative. The measurement is exact up to float
+rounding (below 1e-4 relative); a prediction one power of the scale off is at least 20 % off (scales 0.5-0.8,
+1.25-2)."""
+
+
+def measured_growth(case: Case) -> float:
+    """How many times larger layer ``layer``'s weight gradient is in a ReLU network with He weights times
+    ``scale`` (zero biases) than in the same network at scale 1, for one fixed error at the output."""
+    generator = torch.Generator().manual_seed(case["seed"])
+    x = torch.randn(32, 16, generator=generator)
+    output_error = torch.randn(32, 10, generator=generator)  # held fixed: ∂loss/∂logits, the same at both scales
+    norms = []
+    for scale in (1.0, case["scale"]):
+        model = deep_mlp(16, 10, depth=case["depth"], width=case["width"], activation="relu", init="he",
+                         weight_scale=scale, seed=case["seed"])
+        (model(x) * output_error).sum().backward()
+        norms.append(float(linear_layers(model)[case["layer"] - 1].weight.grad.double().norm()))
+    return norms[1] / norms[0]
+
+
+def _growth_cases(generator: torch.Generator) -> list[Case]:
+    def case(layer_choice: str) -> Case:
+        depth = random_int(generator, 3, 10)
+        layer = {"first": 1, "last": depth, "any": random_int(generator, 2, depth - 1)}[layer_choice]
+        scale = random_float(generator, 0.5, 0.8) if random_int(generator, 0, 2) == 0 else random_float(generator, 1.25, 2.0)
+        return {"scale": scale, "depth": depth, "layer": layer, "width": random_int(generator, 16, 48),
+                "seed": random_int(generator, 0, 10**6)}
+
+    return [case("first"), case("last"), case("any"), case("any")]
+
+
+def _compare_growth(got: Any, measured: float, case: Case) -> str | Passed:
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got) or not math.isfinite(got) or got <= 0:
+        return f"expected a positive number (how many times larger the gradient gets), got {got!r}"
+    if abs(got / measured - 1) > GROWTH_TOLERANCE:
+        return (f"you predicted {got:.4g}; measured in layer {case['layer']} of a {case['depth']}-layer ReLU network "
+                f"with He weights × {case['scale']:.3g}: {measured:.4g} (within {GROWTH_TOLERANCE:.0%} passes)")
+    return Passed(f"scale {case['scale']:.3g}, depth {case['depth']}, layer {case['layer']}: "
+                  f"predicted {got:.4g}, measured {measured:.4g}")
+
+
 QUESTIONS = (
     Question(
         answer=calls.CLIP_BY_NORM,
@@ -162,5 +211,17 @@ QUESTIONS = (
         cases=_value_cases,
         expected=_value_expected,
         compare=_value_compare,
+    ),
+    Question(
+        answer=calls.GRADIENT_GROWTH,
+        points=2,
+        task="predict how many times larger layer `layer`'s weight gradient gets when every weight of a depth-`depth` "
+             "ReLU network with He weights and zero biases is multiplied by `scale`, for a fixed error at the output",
+        hint="Layer l's weight gradient is (backward signal at layer l) × (layer l's input). The input passed through "
+             "l − 1 scaled layers, the backward signal through the depth − l layers above: count the factors of scale "
+             "(ReLU(s·z) = s·ReLU(z) for s > 0).",
+        cases=_growth_cases,
+        expected=measured_growth,
+        compare=_compare_growth,
     ),
 )

@@ -9,51 +9,60 @@ import numpy as np
 import torch
 
 from vgcourse.activations import ACTIVATIONS
-from vgcourse.data import digits
-from vgcourse.experiments import BASELINE, Setup
-from vgcourse.grading.cases import random_int
+from vgcourse.experiments import Setup
+from vgcourse.grading.cases import random_float, random_int
 from vgcourse.grading.calls import ex10 as calls
 from vgcourse.grading.calls.ex10 import (  # the rules, public: the exercise shows them
     DEPTH, FIX_SEEDS, MAX_EPOCHS, MAX_WIDTH, MIN_ACCURACY, MIN_BATCH_SIZE, PROBLEMS,
 )
 from vgcourse.grading.question import Case, Passed, Question, equal_values
-from vgcourse.models import INITS, DeepMLP, deep_mlp
+from vgcourse.models import INITS
 from vgcourse.seeds import SeedRuns, run_seeds
 from vgcourse.training import OPTIMIZERS
 from vgcourse.validation import check_number, is_int
 
 # ---- ex10.diagnose ----------------------------------------------------------------------------
 
-# problem -> ways to build an untrained digits classifier that has it, with the depths allowed:
-# (activation, init, weight_scale, hidden bias or None, lowest depth, highest depth)
-RECIPES: dict[str, tuple[tuple[str, str, float, float | None, int, int], ...]] = {
-    "vanishing": (("sigmoid", "default", 1.0, None, 10, 14),),
-    "exploding": (("relu", "he", 4.0, None, 8, 10),),
-    "dead": (("relu", "he", 1.0, -10.0, 6, 9),),
+# One check's models: a slot per model, each a problem and the ways to build an untrained digits
+# classifier that has it: (activation, init, weight_scale, hidden bias range or None, frozen batch
+# norm, lowest depth, highest depth). Measured at the first step of 200 case sets (batches of 32;
+# tests/grading/questions/test_ex10.py checks 40): first/last ratio below 1e-7 when vanishing; the
+# flat explosion's largest layer norm above 3e4 (ratio 0.24-1.2); the growing one's ratio 114-608
+# with its largest norm 203-1090, so diagnose()'s default thresholds (1e3) nearly always miss it;
+# the saturated healthy one's ratio 2.6-6.1, every other healthy one's 0.035-1.8; dead: every unit
+# of a layer.
+SLOTS: tuple[tuple[str, tuple[tuple[str, str, float, tuple[float, float] | None, bool, int, int], ...]], ...] = (
+    ("vanishing", (("sigmoid", "default", 1.0, None, False, 10, 14),
+                   ("sigmoid", "default", 1.0, None, True, 10, 12))),   # batch norm, frozen: no help
+    ("exploding", (("relu", "he", 4.0, None, False, 8, 10),)),           # huge everywhere, flat profile
+    ("exploding", (("tanh", "xavier", 8.0, None, False, 8, 8),)),        # saturated, grows toward the input
+    ("dead", (("relu", "he", 1.0, (-10.0, -5.0), False, 6, 9),)),
+    ("healthy", (("tanh", "xavier", 4.0, None, False, 4, 4),)),          # most units saturated, still fine
     # healthy in several guises, so that "sigmoid means vanishing" or "ReLU means trouble" fails
-    "healthy": (("tanh", "xavier", 1.0, None, 3, 6), ("relu", "he", 1.0, None, 3, 6),
-                ("sigmoid", "default", 1.0, None, 2, 3)),
-}
+    ("healthy", (("tanh", "xavier", 1.0, None, False, 3, 6), ("relu", "he", 1.0, None, False, 3, 6),
+                 ("sigmoid", "default", 1.0, None, False, 2, 3))),
+)
 
 
-def _diagnose_case(generator: torch.Generator, problem: str) -> Case:
-    recipes = RECIPES[problem]
-    activation, init, weight_scale, bias, low, high = recipes[random_int(generator, 0, len(recipes) - 1)]
+def _diagnose_case(generator: torch.Generator, slot: int) -> Case:
+    problem, recipes = SLOTS[slot]
+    activation, init, weight_scale, bias, frozen, low, high = recipes[random_int(generator, 0, len(recipes) - 1)]
     return {
         "problem": problem,  # private (see QUESTIONS): the answer label never goes to the kernel
         "depth": random_int(generator, low, high),
         "activation": activation,
         "init": init,
         "weight_scale": weight_scale,
-        "hidden_bias": bias,
+        "hidden_bias": None if bias is None else round(random_float(generator, *bias), 2),
+        "frozen_norm": frozen,
         "seed": random_int(generator, 0, 10**6),
         "data_seed": random_int(generator, 0, 99),
     }
 
 
 def _diagnose_cases(generator: torch.Generator) -> list[Case]:
-    order = torch.randperm(len(PROBLEMS), generator=generator).tolist()
-    return [_diagnose_case(generator, PROBLEMS[i]) for i in order]
+    order = torch.randperm(len(SLOTS), generator=generator).tolist()
+    return [_diagnose_case(generator, slot) for slot in order]
 
 
 def _diagnose_compare(got: Any, expected: str, case: Case) -> str | None:
@@ -128,11 +137,15 @@ def _fix_compare(got: Any, expected: float, case: Case) -> str | Passed:
 QUESTIONS = (
     Question(
         answer=calls.DIAGNOSE,
-        points=3,
-        task=f"return one of {list(PROBLEMS)} for an untrained digits classifier (model, data)",
-        hint="Attach a GradientMonitor, run a short training (say one epoch, lr 1e-3, on_divergence='stop'), "
-             "then map diagnose(monitor, window=1, at='start').verdict — the first step, the model as built "
-             "(an explosion can end in dead units) — to an answer: 'nonfinite' is an explosion too.",
+        points=4,
+        task=f"return one of {list(PROBLEMS)} for an untrained digits classifier (model, data), from your own rule "
+             f"on its gradient norms, saturated and dead units (diagnose() is off limits); {calls.DIAGNOSE_CASES} "
+             f"models you have not seen, every problem at least once",
+        hint="Calibrate on labelled examples: notebook 10's mystery runs (mystery_model(letter) and reveal(letter)) "
+             "and networks you build with deep_mlp. Print your numbers for each one, then pick thresholds with "
+             "room to spare on both sides. Ask what each number means when the model has no working unit, and "
+             "whether a gradient that grows toward the input needs to grow as far as diagnose()'s default "
+             "threshold before it is a problem (notebook 02 says when).",
         cases=_diagnose_cases,
         expected=lambda case: case["problem"],
         private=("problem",),
