@@ -223,3 +223,29 @@ def test_first_last_ratio_reads_a_monitor_and_skips_steps_without_gradient(data:
 def test_first_last_ratio_rejects_bad_windows(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         first_last_ratio(np.ones((3, 2)), **kwargs)
+
+
+def test_the_layer_whose_weights_barely_move_is_named_but_does_not_change_the_verdict(data: Split) -> None:
+    deep = trained(deep_mlp(64, 10, depth=10, width=32, activation="sigmoid"), data, lr=0.3)
+    result = diagnose(deep)
+    ratios = np.nanmedian(deep.update_ratios()[-20:], axis=0)  # independent: the medians by hand
+    assert result.slowest_update_layer == "layer 1" and int(np.nanargmin(ratios)) == 0
+    assert result.slowest_update_ratio == pytest.approx(float(ratios[0]))
+    assert result.update_ratio_gap == pytest.approx(float(np.median(ratios) / ratios[0]))
+    assert result.update_ratio_gap > 1e3  # the first layer's weights move orders of magnitude less
+    assert "layer 1's updates are " in str(result) and "× smaller than the median layer's" in str(result)
+    quiet = diagnose(deep, slow_update_gap=result.update_ratio_gap * 2)
+    assert quiet.verdict == result.verdict == "vanishing" and "updates" not in str(quiet)
+    healthy = diagnose(trained(deep_mlp(64, 10, depth=3, width=32, activation="relu", init="he"), data, lr=0.1))
+    assert healthy.update_ratio_gap < 100 and "updates" not in str(healthy)
+
+
+def test_no_update_ratios_recorded_means_nothing_is_reported(data: Split) -> None:
+    model = deep_mlp(64, 10, depth=4, width=16)
+    with GradientMonitor(model, update_ratios=False) as mon:
+        train(model, data, epochs=1, progress=False)
+    result = diagnose(mon)
+    assert result.slowest_update_layer is None and math.isnan(result.slowest_update_ratio)
+    assert math.isnan(result.update_ratio_gap) and "updates" not in str(result)
+    with pytest.raises(ValueError, match="slow_update_gap"):
+        diagnose(mon, slow_update_gap=1.0)

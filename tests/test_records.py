@@ -305,3 +305,17 @@ def test_a_nan_gradient_norm_is_kept_in_the_exports(tmp_path) -> None:
     assert rec.first_nonfinite() == (0, "layer 2")
     path = rec.to_csv(tmp_path / "run.csv")
     assert "0,layer 2,grad_norm,nan" in path.read_text()
+
+
+def test_central_width_leaves_out_the_tails_and_says_what_was_wrong():
+    edges = np.linspace(0.0, 1.0, 11)
+    spread = Histogram(0, "a", edges, np.array([1, 0, 0, 24, 25, 25, 24, 0, 0, 1]))  # 100 values, 1 in each tail bin
+    assert spread.central_width(0.98) == pytest.approx(0.4)   # bins 3..6
+    assert spread.central_width(1.0) == pytest.approx(1.0)    # everything, outliers included
+    assert spread.central_width(0.5) == pytest.approx(0.2)    # 25 below bin 4, 25 above bin 5
+    spike = Histogram(3, "b", edges, np.array([0, 0, 0, 0, 0, 7, 0, 0, 0, 0]))
+    assert spike.central_width() == pytest.approx(0.1)        # one bin: the resolution
+    with pytest.raises(ValueError, match="share must be"):
+        spread.central_width(0.0)
+    with pytest.raises(ValueError, match="counted no values"):
+        Histogram(0, "c", edges, np.zeros(10, dtype=int)).central_width()

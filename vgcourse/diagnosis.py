@@ -17,7 +17,11 @@ the same steps of layer 1's gradient norm over the last layer's. The criteria, m
 
 The most saturated sigmoid/tanh layer is reported alongside but not judged on its own:
 saturated units pass little gradient, yet large weights can make up for it, so the verdict
-rests on the gradients themselves.
+rests on the gradients themselves. So is the layer whose weights move least: when the monitor
+recorded update ratios ``‖Δw‖ / ‖w‖`` (Karpathy's guide: about 1e-3 per step), a layer whose
+ratio is at least ``slow_update_gap`` times below the median layer's is named — an optimizer
+that rescales steps per parameter (Adam) can hide a vanishing gradient from the norms but not
+from the information in them, and plain SGD shows it here first.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class Diagnosis:
         saturated_fraction, saturated_layer: the most saturated layer (NaN and ``None`` when
             no sigmoid/tanh activation was seen).
         dead_fraction, dead_layer: the ReLU layer with the most dead units (NaN, ``None``).
+        slowest_update_ratio, slowest_update_layer: the smallest median update ratio
+            ``‖Δw‖ / ‖w‖`` and its layer (NaN and ``None`` when the monitor recorded none).
+        update_ratio_gap: the median layer's update ratio over ``slowest_update_ratio`` (NaN when
+            fewer than two layers have one; infinite when the slowest layer did not move).
         nonfinite: ``(step, layer)`` of the first non-finite gradient norm, or ``None``.
         thresholds: the thresholds the verdict used, by name (in the ``repr``; ``str`` gives
             the verdict and its evidence only).
@@ -71,6 +79,9 @@ class Diagnosis:
     dead_fraction: float
     dead_layer: str | None
     nonfinite: tuple[int, str] | None
+    slowest_update_ratio: float = math.nan
+    slowest_update_layer: str | None = None
+    update_ratio_gap: float = math.nan
     thresholds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -94,6 +105,12 @@ class Diagnosis:
             note = "" if self.problems else "note: "  # saturated, yet the gradients flow
             parts.append(
                 f"{note}{self.saturated_fraction:.0%} of {self.saturated_layer}'s units are saturated"
+            )
+        if self.slowest_update_layer is not None and self.update_ratio_gap >= self.thresholds["slow_update_gap"]:
+            note = "" if self.problems else "note: "
+            parts.append(
+                f"{note}{self.slowest_update_layer}'s updates are {self.update_ratio_gap:.2g} × smaller than the "
+                f"median layer's (‖Δw‖/‖w‖ = {self.slowest_update_ratio:.2g})"
             )
         # The verdict and its evidence only; the thresholds are in ``thresholds`` and the repr.
         return f"{self.verdict}: {'; '.join(parts)} (median of the {'first' if self.at == 'start' else 'last'} {self.steps_used} steps)"
@@ -167,6 +184,18 @@ def _window_median(table: np.ndarray, window: int, at: str) -> np.ndarray:
         return np.nanmedian(rows, axis=0)
 
 
+def _slowest(update_ratios: np.ndarray, names: list[str]) -> tuple[float, str | None, float]:
+    """``(smallest ratio, its layer, median ratio / smallest)`` over the layers with a recorded ratio."""
+    recorded = [(float(r), name) for r, name in zip(update_ratios, names) if np.isfinite(r)]
+    if not recorded:
+        return math.nan, None, math.nan
+    smallest, layer = min(recorded)
+    if len(recorded) < 2:
+        return smallest, layer, math.nan
+    median = float(np.median([r for r, _ in recorded]))
+    return smallest, layer, (median / smallest if smallest > 0 else math.inf)
+
+
 def _worst(values: np.ndarray, names: list[str]) -> tuple[float, str | None]:
     if np.all(np.isnan(values)):
         return math.nan, None
@@ -181,6 +210,7 @@ def diagnose(
     explode_ratio: float = 1e3,
     saturation_threshold: float = 0.9,
     dead_threshold: float = 0.9,
+    slow_update_gap: float = 100.0,
     window: int = 20,
     at: str = "end",
 ) -> Diagnosis:
@@ -193,6 +223,8 @@ def diagnose(
         explode_ratio: first/last gradient-norm ratio at or above which gradients explode, > 1.
         saturation_threshold: fraction of saturated units worth reporting, in (0, 1].
         dead_threshold: fraction of dead units in one layer that makes the network dead, in (0, 1].
+        slow_update_gap: how many times below the median layer's update ratio a layer's must be to
+            be reported (> 1); reported only, it does not change the verdict.
         window: number of steps to take medians over.
         at: ``"end"``: the last ``window`` steps, the network as training left it; ``"start"``:
             the first ``window`` steps, the network as it was built (an untrained network's
@@ -213,6 +245,7 @@ def diagnose(
             saturation_threshold, "saturation_threshold", 0, 1, include_high=True
         ),
         "dead_threshold": check_number(dead_threshold, "dead_threshold", 0, 1, include_high=True),
+        "slow_update_gap": check_number(slow_update_gap, "slow_update_gap", 1),
     }
     check_int(window, "window", minimum=1)
     check_choice(at, "at", WINDOW_ENDS)
@@ -225,6 +258,7 @@ def diagnose(
     saturated, saturated_layer = _worst(saturated_fractions, names)
     dead, dead_layer = _worst(_window_median(monitor.dead_fractions(), window, at), names)
     nonfinite = monitor.first_nonfinite()
+    slowest_update, slowest_layer, update_gap = _slowest(_window_median(monitor.update_ratios(), window, at), names)
 
     fired = {
         "nonfinite": nonfinite is not None,
@@ -248,5 +282,8 @@ def diagnose(
         dead_fraction=dead,
         dead_layer=dead_layer,
         nonfinite=nonfinite,
+        slowest_update_ratio=slowest_update,
+        slowest_update_layer=slowest_layer,
+        update_ratio_gap=update_gap,
         thresholds=thresholds,
     )

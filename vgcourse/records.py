@@ -59,6 +59,25 @@ class Histogram:
     edges: np.ndarray
     counts: np.ndarray
 
+    def central_width(self, share: float = 0.98) -> float:
+        """The width of the range that holds the central ``share`` of the values, to the bins' resolution.
+
+        It runs from the bin where ``(1 - share) / 2`` of the values lie below to the bin where as
+        many lie above, both bins included: the spread of the values without their outliers.
+
+        Raises:
+            ValueError: if ``share`` is not in (0, 1], or the histogram counted no values.
+        """
+        share = check_number(share, "share", 0, 1, include_high=True)
+        total = self.counts.sum()
+        if total <= 0:
+            raise ValueError(f"the histogram of {self.layer!r} at step {self.step} counted no values")
+        cumulative = np.cumsum(self.counts) / total
+        tail = (1 - share) / 2
+        low = int(np.searchsorted(cumulative, tail, side="right")) if tail > 0 else 0
+        high = min(int(np.searchsorted(cumulative, 1 - tail, side="left")), len(self.counts) - 1)
+        return float(self.edges[high + 1] - self.edges[low])
+
 
 def first_nonfinite_norm(grad_norms: np.ndarray, layer_names: Sequence[str]) -> tuple[int, str] | None:
     """``(step, layer)`` of the first inf/NaN in ``grad_norms`` (``(steps, layers)``, layers in
