@@ -6,7 +6,7 @@ import torch
 from vgcourse.grading import get_question
 from vgcourse.grading.answering import Call, call_outputs
 from vgcourse.grading.question import (
-    MAX_NOTE, Passed, Question, Result, close_numbers, close_tensors, equal_values, score,
+    MAX_NOTE, Passed, Question, Result, close_numbers, close_tensors, equal_values, positive_number, score,
 )
 
 
@@ -88,3 +88,11 @@ def test_outputs_are_plain_data_that_load_with_weights_only(tmp_path):
     loaded = torch.load(tmp_path / "out.pt", weights_only=True)
     assert type(loaded[0]["ok"]) is torch.Tensor
     assert score(question, cases, loaded).passed
+
+
+def test_positive_number_accepts_positive_finite_numbers_and_one_element_tensors_and_says_what_was_wanted():
+    assert positive_number(3, "the gain") == 3.0 and isinstance(positive_number(3, "the gain"), float)
+    assert positive_number(torch.tensor([0.5]), "the gain") == 0.5
+    for bad in (0, -1.0, float("inf"), float("nan"), "2", None, torch.ones(2), True):
+        message = positive_number(bad, "the gain")
+        assert isinstance(message, str) and message.startswith("expected a positive number (the gain), got "), bad

@@ -17,6 +17,7 @@ are never sent to the kernel (:func:`public_case`).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -245,6 +246,19 @@ def close_numbers(got: Any, expected: float, rtol: float = 1e-5, atol: float = 1
     if not abs(got - expected) <= atol + rtol * abs(expected):
         return f"expected {expected:.6g}, got {got:.6g}"
     return None
+
+
+def positive_number(got: Any, what: str) -> float | str:
+    """``got`` as a ``float`` if it is a positive finite number (a one-element tensor counts), else
+    the message saying what was expected: "expected a positive number ({what}), got ...".
+
+    The first step of comparing a predicted factor, gain or ratio with its measurement.
+    """
+    if isinstance(got, Tensor) and got.numel() == 1:
+        got = float(got)
+    if not is_real(got) or not math.isfinite(got) or got <= 0:
+        return f"expected a positive number ({what}), got {got!r}"
+    return float(got)
 
 
 def equal_values(got: Any, expected: Any) -> str | None:

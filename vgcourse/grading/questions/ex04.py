@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -11,8 +10,7 @@ from torch.nn import functional as F
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor
 from vgcourse.grading.calls import ex04 as calls
-from vgcourse.grading.question import Case, Passed, Question, close_numbers
-from vgcourse.validation import is_real
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, positive_number
 
 # ---- leaky_relu_gain ---------------------------------------------------------------------------
 
@@ -45,10 +43,9 @@ def _gain_cases(generator: torch.Generator) -> list[Case]:
 
 
 def _compare_gain(got: Any, factor: float, case: Case) -> str | Passed:
-    if isinstance(got, Tensor) and got.numel() == 1:
-        got = float(got)
-    if not is_real(got) or not math.isfinite(got) or got <= 0:
-        return f"expected a positive number (the gain n·Var(w)), got {got!r}"
+    got = positive_number(got, "the gain n·Var(w)")
+    if isinstance(got, str):
+        return got
     per_layer = got * factor
     if abs(per_layer - 1) > GAIN_TOLERANCE:
         return (f"with gain {got:.4g} each layer multiplies the signal's variance by {per_layer:.3f} (measured: "

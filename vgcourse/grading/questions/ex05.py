@@ -7,17 +7,16 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vgcourse.data import digits
 from vgcourse.grading.cases import random_int
 from vgcourse.grading.calls import ex05 as calls
 from vgcourse.grading.calls.ex05 import given_layer
-from vgcourse.grading.question import Case, Passed, Question, close_numbers
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, positive_number
 from vgcourse.models import deep_mlp
 from vgcourse.probes.layers import fitted_decay_factor
 from vgcourse.probes.variance import layer_variances, weight_variance
-from vgcourse.validation import is_real
 
 SCHEMES = ("xavier", "he")
 
@@ -145,10 +144,9 @@ def _gain_cases(generator: torch.Generator) -> list[Case]:
 
 
 def _compare_gain(got: Any, measured: tuple[float, float], case: Case) -> str | Passed:
-    if isinstance(got, Tensor) and got.numel() == 1:
-        got = float(got)
-    if not is_real(got) or not math.isfinite(got) or got <= 0:
-        return f"expected a positive number (the variance gain per layer), got {got!r}"
+    got = positive_number(got, "the variance gain per layer")
+    if isinstance(got, str):
+        return got
     forward, backward = measured
     gain = math.sqrt(forward * backward)
     what = f"{case['activation']}, {case['init']} init, width {case['width']}"

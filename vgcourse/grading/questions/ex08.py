@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import math
 
 import torch
 from torch import Tensor, nn
@@ -13,8 +12,7 @@ from torch import Tensor, nn
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_tensor, tolerance
 from vgcourse.grading.calls import ex08 as calls
 from vgcourse.grading.calls.ex08 import ARGUMENTS
-from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors
-from vgcourse.validation import is_real
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors, positive_number
 
 
 def _states(case: Case, h0: Tensor | None = None) -> Tensor:
@@ -162,10 +160,9 @@ def _forget_cases(generator: torch.Generator) -> list[Case]:
 
 
 def _compare_forget(got: Any, measured: float, case: Case) -> str | Passed:
-    if isinstance(got, Tensor) and got.numel() == 1:
-        got = float(got)
-    if not is_real(got) or not math.isfinite(got) or got <= 0:
-        return f"expected a positive number (the factor per time step), got {got!r}"
+    got = positive_number(got, "the factor per time step")
+    if isinstance(got, str):
+        return got
     if abs(got / measured - 1) > FORGET_TOLERANCE:
         return (f"you predicted {got:.4g}; measured over {case['steps']} steps of an LSTM with forget-gate bias "
                 f"{case['forget_bias']:.3g}: {measured:.4g} per step (within {FORGET_TOLERANCE:.0%} passes)")

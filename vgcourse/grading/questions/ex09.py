@@ -7,14 +7,13 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vgcourse.grading.cases import random_dtype, random_float, random_int, random_shape, random_tensor, tolerance
 from vgcourse.grading.calls import ex09 as calls
 from vgcourse.grading.calls.ex09 import given_grads, given_parameters
-from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors
+from vgcourse.grading.question import Case, Passed, Question, close_numbers, close_tensors, positive_number
 from vgcourse.models import deep_mlp, linear_layers
-from vgcourse.validation import is_real
 
 
 def _parameter_case(
@@ -181,10 +180,9 @@ def _growth_cases(generator: torch.Generator) -> list[Case]:
 
 
 def _compare_growth(got: Any, measured: float, case: Case) -> str | Passed:
-    if isinstance(got, Tensor) and got.numel() == 1:
-        got = float(got)
-    if not is_real(got) or not math.isfinite(got) or got <= 0:
-        return f"expected a positive number (how many times larger the gradient gets), got {got!r}"
+    got = positive_number(got, "how many times larger the gradient gets")
+    if isinstance(got, str):
+        return got
     if abs(got / measured - 1) > GROWTH_TOLERANCE:
         return (f"you predicted {got:.4g}; measured in layer {case['layer']} of a {case['depth']}-layer ReLU network "
                 f"with He weights × {case['scale']:.3g}: {measured:.4g} (within {GROWTH_TOLERANCE:.0%} passes)")
