@@ -137,3 +137,86 @@ def test_activation_kind_knows_the_course_pytorch_and_library_activations() -> N
     assert activation_kind(NewGELUActivation()) == "other" and activation_kind(ReLUSquaredActivation()) == "relu"
     for module in (nn.Linear(2, 2), nn.Dropout(), nn.LayerNorm(2), nn.MultiheadAttention(4, 2), ScaledTanh()):
         assert activation_kind(module) is None
+
+
+def test_selu_constants_are_the_ones_pytorch_uses():
+    from torch.nn import functional as F
+
+    from vgcourse.activations import SELU_ALPHA, SELU_SCALE
+
+    x = torch.tensor([1.0, -50.0], dtype=torch.float64)
+    expected = torch.tensor([SELU_SCALE, -SELU_SCALE * SELU_ALPHA], dtype=torch.float64)
+    torch.testing.assert_close(F.selu(x), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(nn.SELU()(x), expected, rtol=0, atol=1e-12)
+    assert SELU_SCALE == pytest.approx(1.0507, abs=1e-4) and SELU_ALPHA == pytest.approx(1.6733, abs=1e-4)
+
+
+def test_elu_and_selu_derivatives_and_their_bounds():
+    from vgcourse.activations import ELU_ALPHA, SELU_ALPHA, SELU_SCALE
+
+    assert ELU_ALPHA == 1.0 and get_activation("elu").module().alpha == ELU_ALPHA
+    assert derivative_bound("elu") == 1.0 and get_activation("elu").sup_at is None  # every x >= 0
+    assert derivative_bound("selu") == SELU_SCALE * SELU_ALPHA and get_activation("selu").sup_at == 0.0
+    assert derivative_bound("selu") == pytest.approx(1.7581, abs=1e-4)  # SELU can amplify a gradient
+    # at the kink both follow PyTorch: the negative side's slope
+    assert float(derivative("elu", 0.0)) == 1.0 and float(derivative("selu", 0.0)) == SELU_SCALE * SELU_ALPHA
+    assert float(derivative("selu", 2.0)) == SELU_SCALE
+    assert float(derivative("elu", -3.0)) == pytest.approx(math.exp(-3.0), rel=1e-12)
+
+
+def test_elu_and_selu_are_course_activations_everywhere():
+    from torch.nn import functional as F
+
+    from vgcourse.activations import ACTIVATION_MODULES, FUNCTIONAL_ACTIVATIONS, OTHER_ACTIVATION_MODULES, activation_kind
+
+    for name, cls in (("elu", nn.ELU), ("selu", nn.SELU)):
+        assert ACTIVATION_MODULES[cls] == name and cls not in OTHER_ACTIVATION_MODULES
+        assert activation_kind(cls()) == name and isinstance(get_activation(name).module(), cls)
+    assert activation_kind(nn.CELU()) == "celu"  # CELU is not an ELU subclass
+    assert FUNCTIONAL_ACTIVATIONS[F.selu] == FUNCTIONAL_ACTIVATIONS[torch.selu] == "selu"
+    assert FUNCTIONAL_ACTIVATIONS[F.elu] == "elu"
+
+
+def test_normal_moments_match_closed_forms():
+    from vgcourse.activations import normal_moments
+
+    # SELU's defining property (Klambauer et al. 2017): N(0, 1) in, mean 0 and variance 1 out
+    selu = normal_moments("selu")
+    assert abs(selu.mean) < 1e-12 and selu.second_moment == pytest.approx(1, abs=1e-12)
+    assert selu.variance == pytest.approx(1, abs=1e-12) and selu.slope_square == pytest.approx(1.0716, abs=1e-4)
+    # ReLU of N(mu, q): E = mu Phi(mu/s) + s phi(mu/s), E[f^2] = (mu^2 + q) Phi(mu/s) + mu s phi(mu/s), E[f'^2] = Phi(mu/s)
+    for mu, q in ((0.0, 4.0), (0.7, 0.25), (-1.5, 2.0)):
+        s = math.sqrt(q)
+        phi, Phi = math.exp(-0.5 * (mu / s) ** 2) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(mu / s / math.sqrt(2)))
+        m = normal_moments("relu", q, mu)
+        assert m.mean == pytest.approx(mu * Phi + s * phi, rel=1e-10)
+        assert m.second_moment == pytest.approx((mu**2 + q) * Phi + mu * s * phi, rel=1e-10)
+        assert m.slope_square == pytest.approx(Phi, rel=1e-10) and m.variance == pytest.approx(m.second_moment - m.mean**2)
+    # a Monte Carlo cross-check for a smooth activation, far from 0
+    z = 3.0 + 0.5 * torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    tanh = normal_moments("tanh", 0.25, 3.0)
+    assert tanh.mean == pytest.approx(float(torch.tanh(z).mean()), abs=1e-4)
+    assert tanh.slope_square == pytest.approx(float(((1 - torch.tanh(z) ** 2) ** 2).mean()), rel=1e-2)
+
+
+def test_elu_has_no_fixed_point_and_selu_one_at_variance_1():
+    from vgcourse.activations import normal_moments
+
+    for q in (1e-3, 0.1, 1.0, 10.0, 1e3):
+        assert 0.5 < normal_moments("elu", q).second_moment / q < 1  # ELU(z)² ≤ z², equal for z > 0
+    ratios = [normal_moments("selu", q).second_moment / q for q in (0.5, 0.9, 1.0, 1.1, 2.0)]
+    assert ratios[0] > ratios[1] > 1 > ratios[3] > ratios[4] and ratios[2] == pytest.approx(1, abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"name": "swish"}, ValueError, "unknown activation 'swish'"),
+    ({"variance": 0.0}, ValueError, "variance must be a positive finite number, got 0.0"),
+    ({"variance": float("inf")}, ValueError, "variance must be"),
+    ({"variance": "1"}, ValueError, "variance must be"),
+    ({"mean": float("nan")}, ValueError, "mean must be a finite number"),
+])
+def test_normal_moments_reject_bad_arguments(kwargs, error, message):
+    from vgcourse.activations import normal_moments
+
+    with pytest.raises(error, match=message):
+        normal_moments(**{"name": "selu", **kwargs})

@@ -45,6 +45,7 @@ def test_same_seed_same_weights_and_global_rng_untouched():
         ("default", (1 / (3 * 256)) ** 0.5),  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
         ("xavier", (2 / (256 + 256)) ** 0.5),
         ("he", (2 / 256) ** 0.5),
+        ("lecun", (1 / 256) ** 0.5),  # LeCun et al. (1998): Var(w) = 1 / fan_in
     ],
 )
 def test_initializations_have_the_textbook_weight_std(init, expected_std):
@@ -62,8 +63,8 @@ def test_weight_scale_multiplies_the_initial_weights():
 
 
 def test_orthogonal_is_not_a_deep_mlp_init_but_a_function_of_vgcourse_initialization():
-    assert INITS == ("default", "xavier", "he")
-    with pytest.raises(ValueError, match=r"choose one of \['default', 'xavier', 'he'\]"):
+    assert INITS == ("default", "xavier", "he", "lecun")
+    with pytest.raises(ValueError, match=r"choose one of \['default', 'xavier', 'he', 'lecun'\]"):
         deep_mlp(4, 2, depth=3, width=8, init="orthogonal")
 
 
@@ -173,3 +174,42 @@ def test_layer_names_of_a_sequential_say_what_the_index_is_and_wrappers_add_noth
     assert layer_names(model) == names
     assert layer_names(torch.compile(model)) == names  # the wrapper is not compiled until called
     assert layer_names(nn.DataParallel(model)) == names
+
+
+def test_sequence_model_nonlinearity():
+    assert sequence_model(2, 4, 1, cell="rnn", nonlinearity="relu").core.nonlinearity == "relu"
+    assert sequence_model(2, 4, 1, cell="rnn").core.nonlinearity == "tanh"
+    with pytest.raises(ValueError, match=r"nonlinearity 'relu' is not available for cell 'lstm'; choose one of \['tanh'\]"):
+        sequence_model(2, 4, 1, cell="lstm", nonlinearity="relu")
+    with pytest.raises(ValueError, match=r"choose one of \['tanh', 'relu'\]"):
+        sequence_model(2, 4, 1, cell="rnn", nonlinearity="sigmoid")
+
+
+def test_lecun_init_is_normal_with_variance_one_over_fan_in_and_zero_biases():
+    model = deep_mlp(1024, 10, depth=3, width=256, init="lecun", seed=1)
+    for linear, fan_in in zip(linear_layers(model), (1024, 256, 256)):
+        assert float(linear.weight.detach().std()) == pytest.approx(fan_in ** -0.5, rel=0.05)
+        assert float(linear.bias.detach().abs().max()) == 0.0
+    first = model.layer1.linear.weight.detach().flatten()
+    kurtosis = float(((first - first.mean()) ** 4).mean() / first.var() ** 2)
+    assert kurtosis == pytest.approx(3.0, abs=0.1)  # normal (a uniform init would give 1.8)
+
+
+def test_xavier_and_lecun_agree_on_square_layers_only():
+    xavier, lecun = (deep_mlp(32, 10, depth=4, width=32, init=init, seed=3) for init in ("xavier", "lecun"))
+    for a, b in zip(linear_layers(xavier)[:-1], linear_layers(lecun)[:-1]):  # 32 -> 32: 2/(32+32) = 1/32
+        assert torch.equal(a.weight, b.weight)
+    assert not torch.equal(xavier.layer4.weight, lecun.layer4.weight)  # 32 -> 10
+
+
+def test_selu_with_lecun_init_keeps_the_activations_standardized():
+    from vgcourse.probes.layers import activation_outputs
+
+    x = torch.randn(512, 128, generator=torch.Generator().manual_seed(0))
+    model = deep_mlp(128, 10, depth=30, width=128, activation="selu", init="lecun", seed=0)
+    outputs = [h for _, _, h in activation_outputs(model, x)]
+    assert isinstance(model.layer1.act, nn.SELU) and len(outputs) == 29
+    assert all(abs(float(h.mean())) < 0.2 and 0.8 < float(h.std()) < 1.2 for h in outputs)
+    shrinking = [h for _, _, h in activation_outputs(deep_mlp(128, 10, depth=30, width=128, activation="elu",
+                                                              init="lecun", seed=0), x)]
+    assert float(shrinking[-1].std()) < 0.25  # ELU has no such fixed point

@@ -9,6 +9,7 @@ import torch
 import vgcourse.sequence_seeds as sequence_seeds
 from vgcourse.data import adding_problem, spirals
 from vgcourse.models import CELLS, sequence_model
+from vgcourse.recurrent_init import forget_bias_, identity_recurrence_, orthogonal_recurrence_
 from vgcourse.sequence_seeds import StackedSequenceModel, run_sequence_seeds
 from vgcourse.training import train
 
@@ -82,3 +83,30 @@ def test_bad_arguments_are_rejected(kwargs, error, message):
     arguments = {"cell": "lstm", "data": DATA, **kwargs}
     with pytest.raises(error, match=message):
         run_sequence_seeds(**arguments)
+
+
+@pytest.mark.parametrize("nonlinearity, initialize", [
+    ("relu", lambda model, seed: identity_recurrence_(model)),
+    ("tanh", lambda model, seed: orthogonal_recurrence_(model, 1.5, seed=seed)),
+])
+def test_initialized_relu_and_tanh_seeds_reproduce_their_single_runs(nonlinearity, initialize):
+    result = run_sequence_seeds("rnn", DATA, seeds=SEEDS, hidden_size=5, epochs=2, lr=0.01, batch_size=8,
+                                nonlinearity=nonlinearity, initialize=initialize, progress=False)
+    for s, seed in enumerate(SEEDS):
+        model = initialize(sequence_model(2, 5, 1, cell="rnn", seed=seed, nonlinearity=nonlinearity), seed)
+        assert model.core.nonlinearity == result.models[s].core.nonlinearity == nonlinearity
+        alone = train(model, DATA, epochs=2, lr=0.01, batch_size=8, optimizer="adam", seed=seed, progress=False)
+        np.testing.assert_allclose(result.histories[s].test_loss, alone.test_loss, rtol=1e-4)
+
+
+def test_the_forget_bias_reaches_every_seed():
+    result = run_sequence_seeds("lstm", DATA, seeds=SEEDS, hidden_size=4, epochs=1, lr=1e-9, batch_size=8,
+                                initialize=lambda model, seed: forget_bias_(model, 2.0), progress=False)
+    for model in result.models:
+        total = model.core.bias_ih_l0 + model.core.bias_hh_l0
+        torch.testing.assert_close(total[4:8], torch.full((4,), 2.0), atol=1e-6, rtol=0)
+
+
+def test_initialize_must_be_callable():
+    with pytest.raises(TypeError, match="initialize must be a function"):
+        run_sequence_seeds("lstm", DATA, initialize=1.0)

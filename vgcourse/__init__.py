@@ -5,6 +5,9 @@ The map, one concept per module; imports point down it, never up.
 The library a notebook walks through:
     ``activations``      activation functions by name, their derivatives, bounds and saturation
     ``models``           ``deep_mlp`` and ``sequence_model``, built from code with random weights
+    ``initialization``   an MLP re-initialized in place: orthogonal, normal, constant, LSUV
+    ``recurrent_init``   a recurrent core's forget-gate bias, identity or orthogonal recurrence
+    ``norm_blocks``      transformer-style residual blocks: post-LN, pre-LN, zero-initialized branches
     ``data``             the shipped digits, two spirals, the adding problem
     ``training``         the training loop and its ``History``
     ``tensor_norms``     L2 norms of many tensors at once: fused, float64-exact, sharded ones whole
@@ -15,6 +18,8 @@ The library a notebook walks through:
     ``experiments``      ``Setup``, ``BASELINE`` and ``run()``
     ``seeds``            ``run_seeds()``: one set-up on several seeds, batched
     ``sequence_seeds``   ``run_sequence_seeds()``: the same for RNN/LSTM/GRU
+    ``block_seeds``      the same for a ``norm_blocks`` stack, with learning-rate warm-up
+    ``dead_units``       dead ReLU units, and whether they come back
     ``clipping``         gradient clipping callbacks that record the pre-clip norm
     ``mystery``          the capstone's mystery models
     ``plots``            matplotlib figures, each returned

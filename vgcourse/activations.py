@@ -7,10 +7,12 @@ gradient at least fourfold per layer unless the weights make up for it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -19,6 +21,19 @@ from vgcourse.validation import check_int, check_number, is_real
 
 LEAKY_SLOPE = 0.01
 """Slope of Leaky ReLU on the negative side (PyTorch's default)."""
+
+ELU_ALPHA = 1.0
+"""ELU's ``α`` (Clevert, Unterthiner & Hochreiter 2016; PyTorch's default): ``ELU(x) = α(eˣ − 1)``
+for ``x ≤ 0``, so the outputs approach ``−α`` on the far negative side."""
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+"""SELU's ``α`` (Klambauer et al. 2017): ``SELU(x) = λα(eˣ − 1)`` for ``x ≤ 0``."""
+
+SELU_SCALE = 1.0507009873554804934193349852946
+"""SELU's ``λ``: ``SELU(x) = λx`` for ``x > 0``. ``α`` and ``λ`` are the values ``nn.SELU``
+hard-codes (PyTorch does not expose them), the solution of ``E[SELU(z)] = 0`` and
+``E[SELU(z)²] = 1`` for ``z ~ N(0, 1)``: a standard normal pre-activation gives an output of mean
+0 and variance 1, the fixed point of a self-normalizing network."""
 
 
 def _normal_pdf(x: Tensor) -> Tensor:
@@ -74,6 +89,16 @@ def _gelu_derivative(x: Tensor) -> Tensor:
     return _normal_cdf(x) + x * _normal_pdf(x)
 
 
+def _elu_derivative(x: Tensor) -> Tensor:
+    # At x = 0 PyTorch takes the negative side's α e⁰ = α (equal to the positive side's 1 when α = 1).
+    return torch.where(x > 0, torch.ones_like(x), ELU_ALPHA * torch.exp(x))
+
+
+def _selu_derivative(x: Tensor) -> Tensor:
+    # λ for x > 0, λα eˣ otherwise; at x = 0 PyTorch takes the negative side's λα.
+    return SELU_SCALE * torch.where(x > 0, torch.ones_like(x), SELU_ALPHA * torch.exp(x))
+
+
 # GELU'' = φ(x)(2 - x²) vanishes at x = √2, where GELU' takes its maximum.
 _GELU_SUP_AT = math.sqrt(2.0)
 _GELU_SUP = float(_gelu_derivative(torch.tensor(_GELU_SUP_AT, dtype=torch.float64)))
@@ -91,6 +116,17 @@ ACTIVATIONS: dict[str, Activation] = {
         lambda: nn.LeakyReLU(LEAKY_SLOPE),
     ),
     "gelu": Activation("gelu", F.gelu, _gelu_derivative, _GELU_SUP, _GELU_SUP_AT, nn.GELU),
+    # ELU' = 1 for x > 0 and α eˣ ≤ α below: with α = 1 the supremum 1 is reached on all of x ≥ 0.
+    "elu": Activation(
+        "elu",
+        lambda x: F.elu(x, ELU_ALPHA),
+        _elu_derivative,
+        max(1.0, ELU_ALPHA),
+        None if ELU_ALPHA <= 1 else 0.0,
+        lambda: nn.ELU(ELU_ALPHA),
+    ),
+    # SELU' = λ for x > 0 and λα eˣ below: the largest slope, λα ≈ 1.76, sits just left of 0.
+    "selu": Activation("selu", F.selu, _selu_derivative, SELU_SCALE * SELU_ALPHA, 0.0, nn.SELU),
 }
 
 
@@ -100,11 +136,13 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
     nn.LeakyReLU: "leaky_relu",
     nn.GELU: "gelu",
+    nn.ELU: "elu",
+    nn.SELU: "selu",
 }
 """The module classes that count as activations, and the course's name for each."""
 
 OTHER_ACTIVATION_MODULES: dict[type[nn.Module], str] = {
-    nn.SiLU: "silu", nn.Hardswish: "hardswish", nn.Mish: "mish", nn.ELU: "elu", nn.SELU: "selu",
+    nn.SiLU: "silu", nn.Hardswish: "hardswish", nn.Mish: "mish",
     nn.CELU: "celu", nn.Softplus: "softplus", nn.ReLU6: "relu6", nn.PReLU: "prelu", nn.Hardtanh: "hardtanh",
     nn.Hardsigmoid: "hardsigmoid", nn.Softsign: "softsign", nn.RReLU: "rrelu",
 }
@@ -119,7 +157,7 @@ FUNCTIONAL_ACTIVATIONS: dict[object, str] = {
     **dict.fromkeys((torch.sigmoid, F.sigmoid, torch.Tensor.sigmoid, torch.sigmoid_, torch.Tensor.sigmoid_), "sigmoid"),
     **dict.fromkeys((torch.tanh, F.tanh, torch.Tensor.tanh, torch.tanh_, torch.Tensor.tanh_), "tanh"),
     F.leaky_relu: "leaky_relu", F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.mish: "mish",
-    F.elu: "elu", F.relu6: "relu6", F.softplus: "softplus",
+    F.elu: "elu", F.selu: "selu", torch.selu: "selu", F.relu6: "relu6", F.softplus: "softplus",
 }
 """Activations called as functions (``F.relu(x)``, ``x.tanh()``), and the kind of each."""
 
@@ -231,3 +269,62 @@ def saturated_fraction(name: str, outputs: Tensor, margin: float = SATURATION_MA
     if mask.numel() == 0:
         raise ValueError("outputs is empty; pass at least one activation value")
     return float(mask.float().mean())
+
+
+@dataclass(frozen=True)
+class NormalMoments:
+    """Expectations of an activation over a Gaussian pre-activation ``z ~ N(mean, variance)``.
+
+    Attributes:
+        mean: ``E[f(z)]``.
+        second_moment: ``E[f(z)²]``; with zero-mean weights and ``fan_in · Var(w) = 1`` (LeCun)
+            it is the variance of the next layer's pre-activations.
+        variance: ``Var(f(z)) = E[f(z)²] − E[f(z)]²``.
+        slope_square: ``E[f'(z)²]``, the activation's factor in the backward variance gain.
+    """
+
+    mean: float
+    second_moment: float
+    variance: float
+    slope_square: float
+
+
+_QUADRATURE_NODES = 200
+"""Gauss–Legendre nodes on each side of 0 (every course activation is smooth except at 0)."""
+
+_NORMAL_REACH = 12.0
+"""The Gaussian is integrated over mean ± 12 standard deviations: the tails beyond weigh < 1e-32."""
+
+
+@functools.cache
+def _legendre_rule() -> tuple[Tensor, Tensor]:
+    nodes, weights = np.polynomial.legendre.leggauss(_QUADRATURE_NODES)  # on [-1, 1]
+    return torch.tensor(nodes, dtype=torch.float64), torch.tensor(weights, dtype=torch.float64)
+
+
+def normal_moments(name: str, variance: float = 1.0, mean: float = 0.0) -> NormalMoments:
+    """:class:`NormalMoments` of the activation ``name`` for ``z ~ N(mean, variance)``.
+
+    Computed in float64 by Gauss–Legendre quadrature on either side of 0, where the course's
+    activations have their kink, so the result is accurate to about 1e-12: SELU gives mean 0 and
+    variance 1 for a standard normal ``z`` (Klambauer et al. 2017).
+
+    Raises:
+        ValueError: for an unknown activation, a variance that is not positive and finite, or a
+            mean that is not finite.
+    """
+    activation = get_activation(name)
+    check_number(variance, "variance", 0)
+    check_number(mean, "mean")
+    std = math.sqrt(variance)
+    low, high = mean - _NORMAL_REACH * std, mean + _NORMAL_REACH * std
+    cuts = [low, 0.0, high] if low < 0 < high else [low, high]
+    nodes, weights = _legendre_rule()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for a, b in zip(cuts, cuts[1:]):
+        z = (b - a) / 2 * nodes + (a + b) / 2
+        density = weights * (b - a) / 2 * _normal_pdf((z - mean) / std) / std
+        f, slope = activation.function(z), activation.derivative(z)
+        totals += torch.stack([(density * f).sum(), (density * f * f).sum(), (density * slope * slope).sum()])
+    first, second, slope_square = (float(t) for t in totals)
+    return NormalMoments(first, second, second - first**2, slope_square)

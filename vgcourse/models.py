@@ -17,12 +17,16 @@ from torch import Tensor, nn
 from vgcourse.activations import ACTIVATION_MODULES, get_activation
 from vgcourse.validation import check_int, check_number
 
-INITS = ("default", "xavier", "he")
+INITS = ("default", "xavier", "he", "lecun")
 """``default``: PyTorch's own Linear init (uniform, std 1/sqrt(3 fan_in));
 ``xavier``: Glorot & Bengio (2010), normal with std sqrt(2 / (fan_in + fan_out));
-``he``: He et al. (2015), normal with std sqrt(2 / fan_in)."""
+``he``: He et al. (2015), normal with std sqrt(2 / fan_in);
+``lecun``: LeCun et al. (1998), normal with std sqrt(1 / fan_in), the init of SELU's
+self-normalizing networks (Klambauer et al. 2017). All but ``default`` start the biases at 0."""
 
 CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+"""A plain ``rnn`` core's choices (``nn.RNN``'s); the gated cells are tanh only."""
 
 
 class Dense(nn.Module):
@@ -74,6 +78,9 @@ def _initialize(linear: nn.Linear, init: str, weight_scale: float) -> None:
         nn.init.zeros_(linear.bias)
     elif init == "he":
         nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+        nn.init.zeros_(linear.bias)
+    elif init == "lecun":  # gain 1: std 1/sqrt(fan_in), what PyTorch's docs advise for SELU
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")
         nn.init.zeros_(linear.bias)
     with torch.no_grad():
         linear.weight.mul_(weight_scale)
@@ -281,11 +288,14 @@ def sequence_model(
     cell: str = "lstm",
     num_layers: int = 1,
     seed: int = 0,
+    nonlinearity: str = "tanh",
 ) -> SequenceModel:
-    """Build a :class:`SequenceModel` whose core is a tanh ``rnn``, an ``lstm`` or a ``gru``.
+    """Build a :class:`SequenceModel` whose core is a plain ``rnn``, an ``lstm`` or a ``gru``.
 
     Inputs have shape ``(batch, time, input_size)``; the output ``(batch, output_size)`` is read
-    from the hidden state after the last time step. PyTorch's default initialization is used.
+    from the hidden state after the last time step. PyTorch's default initialization is used
+    (``vgcourse.recurrent_init`` changes it). ``nonlinearity`` is the plain RNN's, ``"tanh"`` or
+    ``"relu"``; gated cells take only ``"tanh"``.
     """
     sizes = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size, "num_layers": num_layers}
     for what, value in sizes.items():
@@ -293,9 +303,13 @@ def sequence_model(
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {list(CELLS)}")
     check_int(seed, "seed", minimum=0)
+    if nonlinearity not in NONLINEARITIES or (cell != "rnn" and nonlinearity != "tanh"):
+        allowed = list(NONLINEARITIES) if cell == "rnn" else ["tanh"]
+        raise ValueError(f"nonlinearity {nonlinearity!r} is not available for cell {cell!r}; choose one of {allowed}")
     core_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        core = core_class(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        core = core_class(input_size, hidden_size, num_layers=num_layers, batch_first=True, **options)
         readout = nn.Linear(hidden_size, output_size)
     return SequenceModel(core, readout)

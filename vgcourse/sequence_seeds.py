@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ class StackedSequenceModel(nn.Module):
         self.outputs = models[0].readout.out_features
         s_count, h, f, o = self.seeds, self.hidden, self.features, self.outputs
         with torch.random.fork_rng(devices=[]):  # the big core's own random weights are overwritten
-            self.core = type(first)(f * s_count, h * s_count, batch_first=True)
+            options = {"nonlinearity": first.nonlinearity} if isinstance(first, nn.RNN) else {}
+            self.core = type(first)(f * s_count, h * s_count, batch_first=True, **options)
             self.readout = nn.Linear(h * s_count, o * s_count)
         self.masks: dict[str, Tensor] = {}
         with torch.no_grad():
@@ -186,6 +188,8 @@ def run_sequence_seeds(
     optimizer: str = "adam",
     device: torch.device | str | None = None,
     progress: bool = True,
+    nonlinearity: str = "tanh",
+    initialize: Callable[[SequenceModel, int], object] | None = None,
 ) -> SequenceSeedRuns:
     """Train ``sequence_model(features, hidden_size, outputs, cell, seed=s)`` on ``data`` for every seed.
 
@@ -198,6 +202,10 @@ def run_sequence_seeds(
         hidden_size, epochs, lr, batch_size, optimizer: as for ``sequence_model`` and ``train``.
         device: by default the GPU when present, else the CPU.
         progress: show a progress bar over epochs (:func:`~vgcourse.training.epoch_bar`).
+        nonlinearity: the plain RNN's, as for ``sequence_model``.
+        initialize: called as ``initialize(model, seed)`` on each seed's freshly built model to
+            change it in place before training, e.g.
+            ``lambda model, seed: forget_bias_(model, 1.0)`` (``vgcourse.recurrent_init``).
 
     Returns:
         a :class:`SequenceSeedRuns` with each seed's trained model and history; a seed that
@@ -208,7 +216,13 @@ def run_sequence_seeds(
     seeds = check_seeds(seeds)
     device = torch.device(device) if device is not None else default_device()
     n_outputs = data.y_train.shape[1]
-    models = [sequence_model(data.n_features, hidden_size, n_outputs, cell=cell, seed=s) for s in seeds]
+    if initialize is not None and not callable(initialize):
+        raise TypeError(f"initialize must be a function (model, seed) -> None, got {type(initialize).__name__}")
+    models = [sequence_model(data.n_features, hidden_size, n_outputs, cell=cell, seed=s, nonlinearity=nonlinearity)
+              for s in seeds]
+    for model, seed in zip(models, seeds):
+        if initialize is not None:
+            initialize(model, seed)
     return _train(models, data, seeds, epochs, lr, batch_size, optimizer, device, cell, progress)
 
 

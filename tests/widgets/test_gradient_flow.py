@@ -67,7 +67,7 @@ def test_gradient_flow_norms_show_the_decay_and_its_fixes():
         ({"depth": 1}, "depth must be an integer >= 2"),
         ({"depth": 4.0}, "depth must be an integer >= 2 .*got 4.0"),
         ({"activation": "swish"}, "unknown activation 'swish'"),
-        ({"init": "lecun"}, r"unknown init 'lecun'; choose one of \['default', 'xavier', 'he'\]"),
+        ({"init": "orthogonal"}, r"unknown init 'orthogonal'; choose one of \['default', 'xavier', 'he', 'lecun'\]"),
         ({"init": ["he"]}, r"unknown init \['he'\]"),
         ({"batch_norm": "yes"}, "batch_norm must be True or False, got 'yes'"),
         ({"seed": -1}, "seed must be a non-negative integer, got -1"),
