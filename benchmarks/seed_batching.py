@@ -15,7 +15,9 @@ paid once. This measures, for a few course set-ups, the wall-clock time of
 
 and for notebook 08's recurrent set-up (adding problem, T = 25, 32 units, Adam, batches of 16,
 ``--rnn-epochs`` epochs) one ``training.train`` run vs ``vgcourse.sequence_seeds.run_sequence_seeds``,
-which trains S seeds as one block-diagonal core of S × 32 units with PyTorch's fused kernels.
+which trains S seeds as one block-diagonal core of S × 32 units with PyTorch's fused kernels;
+and with ``--grid``, notebook 10's learning-rate grid (0.03, 0.1, 0.3, 1): one ``run_seeds`` call
+per lr vs one ``vgcourse.seeds.run_lr_grid`` call for all four lrs × S seeds.
 
     OMP_NUM_THREADS=2 python benchmarks/seed_batching.py [--seeds 3] [--repeats 3]
 
@@ -36,7 +38,7 @@ from vgcourse.data import adding_problem, digits
 from vgcourse.experiments import BASELINE, run
 from vgcourse.models import CELLS, sequence_model
 from vgcourse.monitor import NORMS_ONLY
-from vgcourse.seeds import run_seeds
+from vgcourse.seeds import run_lr_grid, run_seeds
 from vgcourse.sequence_seeds import run_sequence_seeds
 from vgcourse.training import train
 
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rnn-epochs", type=int, default=5)
+    parser.add_argument("--grid", action="store_true", help="also time notebook 10's learning-rate grid")
     args = parser.parse_args()
     seeds = tuple(range(args.seeds))
     print(f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
@@ -82,6 +85,14 @@ def main() -> None:
         sequential = one * len(seeds)
         name = f"{cell}, adding T=25, {args.rnn_epochs} epochs"
         print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")
+    if args.grid:
+        lrs = (0.03, 0.1, 0.3, 1.0)
+        print(f"{'lr grid ' + str(lrs):<32}{'run_seeds per lr':>21}{'run_lr_grid':>13}{'speed-up':>10}")
+        for name, setup in SETUPS.items():
+            per_lr = statistics.median(_seconds(lambda: [run_seeds(setup.changed(lr=lr), seeds, progress=False) for lr in lrs])
+                                       for _ in range(args.repeats))
+            grid = statistics.median(_seconds(lambda: run_lr_grid(setup, lrs, seeds, progress=False)) for _ in range(args.repeats))
+            print(f"{name:<32}{per_lr:>20.2f}s{grid:>12.2f}s{per_lr / grid:>9.1f}x")
 
 
 if __name__ == "__main__":

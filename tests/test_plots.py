@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from vgcourse.plots import activation_figure, activation_histogram_figure, curves_figure, layer_values_figure
+from vgcourse.plots import activation_figure, activation_histogram_figure, curves_figure, layer_values_figure, lr_sweep_figure
 
 
 def test_activation_figure_draws_each_function_and_its_bound():
@@ -236,3 +236,22 @@ def test_histogram_images_reject_bad_arguments(trained):
         histogram_images_figure(mon, "weights")
     with pytest.raises(ValueError, match="max_layers"):
         histogram_images_figure(mon, max_layers=1)
+
+
+def test_lr_sweep_figure_puts_the_learning_rate_on_a_log_axis_in_order():
+    fig = lr_sweep_figure({"a": {1.0: 0.5, 0.03: 0.9, 0.3: 0.7}, "b": {0.1: 0.2}}, "median accuracy", "grid")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear" and ax.get_title() == "grid"
+    first = ax.get_lines()[0]
+    assert list(first.get_xdata()) == [0.03, 0.3, 1.0] and list(first.get_ydata()) == [0.9, 0.7, 0.5]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+@pytest.mark.parametrize("curves, message", [
+    ({}, "non-empty mapping"),
+    ({"a": [0.5]}, r"curves\['a'\] must map learning rates to values"),
+    ({"a": {-0.1: 0.5}}, "not a positive number"),
+])
+def test_lr_sweep_figure_rejects_bad_curves(curves, message):
+    with pytest.raises(ValueError, match=message):
+        lr_sweep_figure(curves, "y")

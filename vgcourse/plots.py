@@ -90,18 +90,34 @@ def _lines_figure(
     title: str,
     log: bool,
     markersize: float | None = None,
+    xlog: bool = False,
 ) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, (x, y) in lines.items():
         ax.plot(x, np.asarray(y, dtype=float), marker="o", markersize=markersize, label=label)
     if log:
         ax.set_yscale("log")
+    if xlog:
+        ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def lr_sweep_figure(curves: Mapping[str, Mapping[float, float]], ylabel: str, title: str = "") -> Figure:
+    """One line per set-up of a value (e.g. the median test accuracy) against the learning rate,
+    on a log lr axis: ``curves[name][lr] = value``."""
+    _check_series(curves, "curves")
+    for label, values in curves.items():
+        if not isinstance(values, Mapping) or not values:
+            raise ValueError(f"curves[{label!r}] must map learning rates to values, got {values!r}")
+        if any(not (isinstance(lr, (int, float)) and lr > 0) for lr in values):
+            raise ValueError(f"curves[{label!r}] has a learning rate that is not a positive number: {list(values)}")
+    lines = {label: (sorted(values), [values[lr] for lr in sorted(values)]) for label, values in curves.items()}
+    return _lines_figure(lines, "learning rate (log scale)", ylabel, title, log=False, xlog=True)
 
 
 def activation_histogram_figure(

@@ -14,6 +14,9 @@ dimension, so S seeds cost little more than one on a CPU (``benchmarks/seed_batc
 A seed whose loss becomes NaN or infinite is a result, not a crash: it stops there
 (``History.diverged_at``) while the other seeds train on.
 
+``run_lr_grid`` trains one SGD set-up at several learning rates on the same seeds, every
+(lr, seed) pair in the same stack: the fair way to compare set-ups, each at its best lr.
+
 With ``clip_norm`` every seed's gradient is clipped before each step. Gradient norms are recorded
 *before* clipping, as ``GradientMonitor`` records them: ``grad_norms()`` is what the network
 produced, ``clipped_grad_norms()`` what the optimizer step used.
@@ -42,19 +45,25 @@ SEEDS = (0, 1, 2)
 """The seeds a training claim is checked over unless a notebook says otherwise."""
 
 
+def _distinct_values(values: object, name: str, one: str, kind: str, valid: Callable[[object], bool]) -> tuple:
+    """``values`` as a non-empty tuple of distinct items that are ``valid``, or a ``ValueError``
+    that names the argument (``name``), one item (``one``) and what each must be (``kind``)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of {kind}s, got {values!r}")
+    items = tuple(values)
+    if not items:
+        raise ValueError(f"{name} must name at least one {one}, got an empty sequence")
+    for item in items:
+        if not valid(item):
+            raise ValueError(f"every {one} must be a {kind}, got {item!r} in {items!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{name} must be distinct, got {items!r}")
+    return items
+
+
 def check_seeds(seeds: object) -> tuple[int, ...]:
     """``seeds`` as a tuple of distinct non-negative integers, or a ``ValueError`` saying why not."""
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise ValueError(f"seeds must be a sequence of non-negative integers, got {seeds!r}")
-    values = tuple(seeds)
-    if not values:
-        raise ValueError("seeds must name at least one seed, got an empty sequence")
-    for seed in values:
-        if not is_int(seed) or seed < 0:
-            raise ValueError(f"every seed must be a non-negative integer, got {seed!r} in {values!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"seeds must be distinct, got {values!r}")
-    return values
+    return _distinct_values(seeds, "seeds", "seed", "non-negative integer", lambda seed: is_int(seed) and seed >= 0)
 
 
 class StackedMLP(nn.Module):
@@ -290,14 +299,31 @@ def run_seeds(
     """
     _check_setup(setup, data_for, clip_norm)
     seeds = check_seeds(seeds)
+    runs, seconds = _train_members(setup, [(seed, setup.lr) for seed in seeds], data_for, clip_norm, device, progress)
+    return SeedRuns(setup, seeds, runs, seconds)
+
+
+def _train_members(setup: Setup, members: list[tuple[int, float]], data_for: Callable[[int], Split],
+                   clip_norm: float | None, device: torch.device | str | None, progress: bool) -> tuple[list[SeedRun], float]:
+    """Train one stacked copy of ``setup`` per ``(seed, lr)`` member; the runs and the seconds taken.
+
+    With one learning rate for every member the optimizer uses it directly. With several (SGD
+    only), the optimizer's lr is 1 and each member's gradient is multiplied by its own lr just
+    before the step, after the norms are recorded and after clipping: the SGD step
+    ``w -= lr * g`` of that member.
+    """
+    seeds = [seed for seed, _ in members]
+    lrs = [lr for _, lr in members]
     device = torch.device(device) if device is not None else default_device()
     splits = [data_for(seed=seed) for seed in seeds]
     x_train, y_train, x_test, y_test = (t.to(device) for t in _stack_splits(splits))
-    setups = [setup.changed(seed=seed) for seed in seeds]
+    setups = [setup.changed(seed=seed, lr=lr) for seed, lr in members]
     models = [build_model(s, split) for s, split in zip(setups, splits)]
     stack = StackedMLP(models).to(device)
     parameters = list(stack.parameters())
-    optimizer = (torch.optim.SGD if setup.optimizer == "sgd" else torch.optim.Adam)(parameters, lr=setup.lr)
+    one_lr = len(set(lrs)) == 1
+    lr_scale = None if one_lr else torch.tensor(lrs, device=device)
+    optimizer = (torch.optim.SGD if setup.optimizer == "sgd" else torch.optim.Adam)(parameters, lr=lrs[0] if one_lr else 1.0)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     histories = [History() for _ in seeds]
     norm_rows: list[Tensor] = []
@@ -345,6 +371,9 @@ def run_seeds(
                 ], dim=1))
                 if clip_norm is not None:
                     clip_rows.append(_clip(parameters, clip_norm))
+                if lr_scale is not None:
+                    for p in parameters:
+                        p.grad.mul_(lr_scale.view(-1, *([1] * (p.grad.dim() - 1))))
                 optimizer.step()
                 step += 1
             if not any(alive):
@@ -362,4 +391,72 @@ def run_seeds(
         runs.append(SeedRun(seed_setup, model.cpu() if device.type != "cpu" else model, history,
                             norms[s, :steps], clips[s, :steps], names,
                             None if clip_norm is None else float(clip_norm)))
-    return SeedRuns(setup, seeds, runs, seconds)
+    return runs, seconds
+
+
+@dataclass
+class LrGrid:
+    """One set-up trained at every learning rate of a grid, on the same seeds: ``by_lr[lr]``."""
+
+    setup: Setup
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    by_lr: dict[float, SeedRuns]
+    seconds: float
+
+    def median_accuracy(self) -> np.ndarray:
+        """The median over seeds of the final test accuracy at each lr, in the order of ``lrs``
+        (a diverged seed counts as 0, as in :meth:`SeedRuns.test_accuracy`)."""
+        return np.array([float(np.median(self.by_lr[lr].test_accuracy())) for lr in self.lrs])
+
+    def best_lr(self) -> float:
+        """The lr with the highest median final test accuracy (the smaller lr on a tie)."""
+        return self.lrs[int(np.argmax(self.median_accuracy()))]
+
+    def best(self) -> SeedRuns:
+        """The runs at :meth:`best_lr`."""
+        return self.by_lr[self.best_lr()]
+
+
+def check_lrs(lrs: object) -> tuple[float, ...]:
+    """``lrs`` as a tuple of distinct positive finite floats, in increasing order, or a ``ValueError``."""
+    values = _distinct_values(lrs, "lrs", "lr", "positive finite number", lambda lr: is_real(lr) and 0 < lr < math.inf)
+    return tuple(sorted(float(lr) for lr in values))
+
+
+def run_lr_grid(
+    setup: Setup,
+    lrs: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0),
+    seeds: tuple[int, ...] = SEEDS,
+    data_for: Callable[[int], Split] = digits,
+    clip_norm: float | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> LrGrid:
+    """Train ``setup`` at every learning rate in ``lrs``, once per seed, all side by side.
+
+    Each (lr, seed) member is what ``run_seeds(setup.changed(lr=lr), seeds)`` trains for that seed:
+    the same weights, data split and example order for every lr, so the lrs differ in nothing
+    else. One stacked computation for the whole grid, cheaper on a CPU than one ``run_seeds``
+    call per lr (``benchmarks/seed_batching.py --grid``). SGD only: with several lrs each member's gradient is multiplied by
+    its lr before a step of size 1, which for Adam (invariant to the gradient's scale) would not
+    change the step.
+
+    Args:
+        setup: the network and budget; its ``lr`` and ``seed`` are replaced by the grid's.
+        lrs: distinct positive learning rates (sorted increasing in the result).
+        seeds, data_for, clip_norm, device, progress: as for :func:`run_seeds`.
+
+    Returns:
+        an :class:`LrGrid`: ``by_lr[lr]`` holds that lr's :class:`SeedRuns`.
+    """
+    _check_setup(setup, data_for, clip_norm)
+    lrs, seeds = check_lrs(lrs), check_seeds(seeds)
+    if setup.optimizer != "sgd" and len(lrs) > 1:
+        raise ValueError(f"run_lr_grid trains SGD set-ups only (got optimizer={setup.optimizer!r}); "
+                         "run_seeds(setup.changed(lr=lr)) trains one lr with any optimizer")
+    members = [(seed, lr) for lr in lrs for seed in seeds]
+    runs, seconds = _train_members(setup, members, data_for, clip_norm, device, progress)
+    by_lr = {lr: SeedRuns(setup.changed(lr=lr), seeds, runs[i * len(seeds) : (i + 1) * len(seeds)], seconds)
+             for i, lr in enumerate(lrs)}
+    return LrGrid(setup, lrs, seeds, by_lr, seconds)
