@@ -15,6 +15,7 @@ The library a notebook walks through:
     ``records``          ``MonitorRecords``: a monitor's records, picklable; CSV, pandas, TensorBoard
     ``monitor``          ``GradientMonitor``: per-layer statistics at every optimizer step
     ``diagnosis``        ``diagnose(monitor)``: a verdict and the numbers behind it
+    ``step_effects``     ``StepEffects``: what each layer's optimizer step does to the loss
     ``experiments``      ``Setup``, ``BASELINE`` and ``run()``
     ``seeds``            ``run_seeds()``: one set-up on several seeds, batched
     ``sequence_seeds``   ``run_sequence_seeds()``: the same for RNN/LSTM/GRU
