@@ -105,3 +105,8 @@ def test_layer_variances_reject_bad_input():
     with pytest.raises(ValueError, match="batch normalization"):
         layer_variances(deep_mlp(8, 3, depth=3, width=16, batch_norm=True), torch.randn(4, 8),
                         torch.zeros(4, dtype=torch.int64))
+
+
+def test_lecun_weight_variance_is_one_over_fan_in():
+    from vgcourse.probes.variance import weight_variance
+    assert weight_variance("lecun", 64, 10) == 1 / 64

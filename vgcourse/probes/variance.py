@@ -43,12 +43,13 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
 
     Args:
         init: one of ``vgcourse.models.INITS``: ``"default"`` (PyTorch's uniform on
-            ``±1/sqrt(fan_in)``), ``"xavier"`` (Glorot & Bengio 2010) or ``"he"`` (He et al. 2015).
+            ``±1/sqrt(fan_in)``), ``"xavier"`` (Glorot & Bengio 2010), ``"he"`` (He et al. 2015) or
+            ``"lecun"`` (LeCun et al. 1998).
         fan_in: inputs of the layer.
         fan_out: outputs of the layer.
 
     Returns:
-        ``1 / (3 fan_in)``, ``2 / (fan_in + fan_out)`` or ``2 / fan_in`` respectively.
+        ``1 / (3 fan_in)``, ``2 / (fan_in + fan_out)``, ``2 / fan_in`` or ``1 / fan_in`` respectively.
     """
     check_int(fan_in, "fan_in", minimum=1)
     check_int(fan_out, "fan_out", minimum=1)
@@ -58,6 +59,8 @@ def weight_variance(init: str, fan_in: int, fan_out: int) -> float:
         return 2 / (fan_in + fan_out)
     if init == "he":
         return 2 / fan_in
+    if init == "lecun":
+        return 1 / fan_in
     raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
 
 
