@@ -33,7 +33,7 @@ def test_variance_gains_are_the_textbook_values():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: weight_variance("lecun", 3, 3), "unknown init 'lecun'"),
+        (lambda: weight_variance("orthogonal", 3, 3), "unknown init 'orthogonal'"),
         (lambda: weight_variance("he", 0, 3), "fan_in must be a positive integer, got 0"),
         (lambda: variance_gain("sigmoid", "he", 3, 3), "no forward variance gain for activation 'sigmoid'"),
         (lambda: variance_gain("gelu", "he", 3, 3, "backward"), "no backward variance gain for activation 'gelu'"),
