@@ -19,9 +19,10 @@ The most saturated sigmoid/tanh layer is reported alongside but not judged on it
 saturated units pass little gradient, yet large weights can make up for it, so the verdict
 rests on the gradients themselves. So is the layer whose weights move least: when the monitor
 recorded update ratios ``‖Δw‖ / ‖w‖`` (Karpathy's guide: about 1e-3 per step), a layer whose
-ratio is at least ``slow_update_gap`` times below the median layer's is named — an optimizer
-that rescales steps per parameter (Adam) can hide a vanishing gradient from the norms but not
-from the information in them, and plain SGD shows it here first.
+ratio is at least ``slow_update_gap`` times below the median layer's is named. Under plain SGD a
+vanishing gradient shows here too; an optimizer that rescales steps per parameter (Adam) makes
+every layer's update ratio alike, which silences this note, while the gradient norms — and so
+the verdict — still show the vanishing (notebook 03).
 """
 
 from __future__ import annotations
