@@ -29,6 +29,14 @@ def _linears(model: object) -> list[nn.Linear]:
     return found
 
 
+def orthogonal_matrix(shape: torch.Size | tuple[int, int], gain: float, generator: torch.Generator) -> torch.Tensor:
+    """A random float64 matrix of ``shape`` whose every singular value is ``gain``
+    (``torch.nn.init.orthogonal_``), drawn from ``generator``; the caller validates ``gain``."""
+    weight = torch.empty(shape, dtype=torch.float64)
+    nn.init.orthogonal_(weight, gain=float(gain), generator=generator)
+    return weight
+
+
 @torch.no_grad()
 def orthogonal_(model: nn.Module, gain: float = 1.0, first_gain: float | None = None, seed: int = 0) -> nn.Module:
     """Give every ``nn.Linear`` of ``model`` a random orthogonal weight matrix times a gain, and zero biases.
@@ -56,9 +64,7 @@ def orthogonal_(model: nn.Module, gain: float = 1.0, first_gain: float | None = 
     generator = torch.Generator().manual_seed(seed)
     for i, linear in enumerate(linears):
         layer_gain = first_gain if i == 0 and first_gain is not None else gain
-        weight = torch.empty(linear.weight.shape, dtype=torch.float64)
-        nn.init.orthogonal_(weight, gain=float(layer_gain), generator=generator)
-        linear.weight.copy_(weight)
+        linear.weight.copy_(orthogonal_matrix(linear.weight.shape, layer_gain, generator))
         if linear.bias is not None:
             linear.bias.zero_()
     return model

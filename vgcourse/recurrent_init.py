@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vgcourse.initialization import orthogonal_matrix
 from vgcourse.models import SequenceModel
 from vgcourse.validation import check_int, check_number
 
@@ -102,7 +103,5 @@ def orthogonal_recurrence_(model: SequenceModel, gain: float = 1.0, seed: int = 
     generator = torch.Generator().manual_seed(seed)
     h = core.hidden_size
     for block in core.weight_hh_l0.split(h):
-        weight = torch.empty(h, h, dtype=torch.float64)
-        nn.init.orthogonal_(weight, gain=float(gain), generator=generator)
-        block.copy_(weight)
+        block.copy_(orthogonal_matrix((h, h), gain, generator))
     return model
