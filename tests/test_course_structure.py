@@ -102,3 +102,15 @@ def test_every_number_in_the_prose_is_backed(path):
     unbacked = [f"cell {n.cell}: {n.text!r} … {n.context} …" for n in unbacked_numbers(notebook)]
     assert not unbacked, "numbers no assert or set-up backs:\n" + "\n".join(unbacked)
     assert missing_phrases(notebook) == []
+
+
+def test_every_lesson_is_in_the_html_build_the_readme_map_and_the_instructor_guide(monkeypatch):
+    from vgcourse.tools.build import DEFAULT_NOTEBOOKS, collect_notebooks
+
+    monkeypatch.chdir(ROOT)  # `make html` runs from the repository's root
+    assert [p.name for p in collect_notebooks([DEFAULT_NOTEBOOKS])] == [p.name for p in LESSONS]
+    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "instructor-guide.md").read_text()
+    for path in LESSONS:
+        assert f"](notebooks/{path.name})" in readme, f"README's course map does not link {path.name}"
+        assert re.search(rf"^\*\*{path.name[:2]} — ", guide, re.M), f"the instructor guide has no section for {path.name}"
