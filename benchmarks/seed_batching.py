@@ -16,7 +16,7 @@ paid once. This measures, for a few course set-ups, the wall-clock time of
 and for notebook 08's recurrent set-up (adding problem, T = 25, 32 units, Adam, batches of 16,
 ``--rnn-epochs`` epochs) one ``training.train`` run vs ``vgcourse.sequence_seeds.run_sequence_seeds``,
 which trains S seeds as one block-diagonal core of S × 32 units with PyTorch's fused kernels;
-and with ``--grid``, notebook 10's learning-rate grid (0.03, 0.1, 0.3, 1): one ``run_seeds`` call
+and with ``--grid``, notebook 10's learning-rate grid (``LR_GRID``: 0.03, 0.1, 0.3, 1): one ``run_seeds`` call
 per lr vs one ``vgcourse.seeds.run_lr_grid`` call for all four lrs × S seeds.
 
     OMP_NUM_THREADS=2 python benchmarks/seed_batching.py [--seeds 3] [--repeats 3]
@@ -38,7 +38,7 @@ from vgcourse.data import adding_problem, digits
 from vgcourse.experiments import BASELINE, run
 from vgcourse.models import CELLS, sequence_model
 from vgcourse.monitor import NORMS_ONLY
-from vgcourse.seeds import run_lr_grid, run_seeds
+from vgcourse.seeds import LR_GRID, run_lr_grid, run_seeds
 from vgcourse.sequence_seeds import run_sequence_seeds
 from vgcourse.training import train
 
@@ -86,7 +86,7 @@ def main() -> None:
         name = f"{cell}, adding T=25, {args.rnn_epochs} epochs"
         print(f"{name:<32}{one:>8.2f}s{sequential:>11.2f}s{batched:>10.2f}s{sequential / batched:>9.1f}x")
     if args.grid:
-        lrs = (0.03, 0.1, 0.3, 1.0)
+        lrs = LR_GRID
         print(f"{'lr grid ' + str(lrs):<32}{'run_seeds per lr':>21}{'run_lr_grid':>13}{'speed-up':>10}")
         for name, setup in SETUPS.items():
             per_lr = statistics.median(_seconds(lambda: [run_seeds(setup.changed(lr=lr), seeds, progress=False) for lr in lrs])

@@ -44,6 +44,9 @@ from vgcourse.validation import is_int, is_real
 SEEDS = (0, 1, 2)
 """The seeds a training claim is checked over unless a notebook says otherwise."""
 
+LR_GRID = (0.03, 0.1, 0.3, 1.0)
+"""The learning rates :func:`run_lr_grid` tries unless told otherwise: a factor of about 3 apart."""
+
 
 def _distinct_values(values: object, name: str, one: str, kind: str, valid: Callable[[object], bool]) -> tuple:
     """``values`` as a non-empty tuple of distinct items that are ``valid``, or a ``ValueError``
@@ -426,7 +429,7 @@ def check_lrs(lrs: object) -> tuple[float, ...]:
 
 def run_lr_grid(
     setup: Setup,
-    lrs: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0),
+    lrs: tuple[float, ...] = LR_GRID,
     seeds: tuple[int, ...] = SEEDS,
     data_for: Callable[[int], Split] = digits,
     clip_norm: float | None = None,
